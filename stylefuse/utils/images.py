@@ -1,0 +1,84 @@
+"""Image conversions and PNG grids.
+
+The official tools convert float images to uint8 in three slightly different ways; each is named here so that
+our outputs match theirs bit for bit:
+- grids (training snapshots, style-mixing grids): `rint((x - lo) * 255 / (hi - lo))`,
+- generated images and metrics: `floor(x * 127.5 + 128)` (round half up),
+- projector outputs: `floor((x + 1) * 127.5)`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import PIL.Image
+import torch
+
+
+def grid_to_uint8(img: torch.Tensor | np.ndarray, drange: Sequence[float] = (-1, 1)) -> np.ndarray:
+    """[N, C, H, W] float -> uint8 with rounding to nearest (the snapshot-grid convention)."""
+    img = _as_numpy(img).astype(np.float32)
+    lo, hi = drange
+    return np.rint((img - lo) * (255 / (hi - lo))).clip(0, 255).astype(np.uint8)
+
+
+def generated_to_uint8(img: torch.Tensor) -> torch.Tensor:
+    """[N, C, H, W] float in [-1, 1] -> uint8 NCHW, as official generate.py and the metrics do."""
+    return (img * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+
+
+def projected_to_uint8(img: torch.Tensor) -> torch.Tensor:
+    """[N, C, H, W] float in [-1, 1] -> uint8 NCHW, as the official projector saves proj.png."""
+    return ((img + 1) * 127.5).clamp(0, 255).to(torch.uint8)
+
+
+def tile_grid(img: np.ndarray, grid_size: tuple[int, int]) -> np.ndarray:
+    """uint8 [N, C, H, W] -> [gh * H, gw * W, C], row-major (image y * gw + x)."""
+    gw, gh = grid_size
+    N, C, H, W = img.shape
+    assert N == gw * gh, f"{N} images do not fill a {gw}x{gh} grid"
+    img = img.reshape(gh, gw, C, H, W).transpose(0, 3, 1, 4, 2)
+    return img.reshape(gh * H, gw * W, C)
+
+
+def save_image_grid(img: torch.Tensor | np.ndarray, path: str | os.PathLike, grid_size: tuple[int, int],
+                    drange: Sequence[float] = (-1, 1)) -> np.ndarray:
+    """Saves [N, C, H, W] images (float in `drange`, or uint8) as one PNG grid; returns the HWC uint8 canvas."""
+    img = _as_numpy(img)
+    if img.dtype != np.uint8:
+        img = grid_to_uint8(img, drange)
+    canvas = tile_grid(img, grid_size)
+    save_image(canvas, path)
+    return canvas
+
+
+def save_image(img: np.ndarray | torch.Tensor, path: str | os.PathLike) -> None:
+    """Saves one uint8 image, HWC (or CHW tensor), 1 or 3 channels, creating the parent folder."""
+    img = _as_numpy(img)
+    if img.ndim == 3 and img.shape[0] in (1, 3) and img.shape[2] not in (1, 3):
+        img = img.transpose(1, 2, 0)
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[:, :, 0]
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    PIL.Image.fromarray(img, "L" if img.ndim == 2 else "RGB").save(path)
+
+
+def load_image(path: str | os.PathLike) -> np.ndarray:
+    """Reads an image file as uint8 HWC RGB (grayscale kept as HW1); one-line error for missing or corrupt files."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"image not found: {path} (check the path)")
+    try:
+        with PIL.Image.open(path) as image:
+            image.load()
+            if image.mode not in ("L", "RGB"):
+                image = image.convert("RGB")
+            arr = np.asarray(image)
+    except (PIL.UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise ValueError(f"cannot read image {path}: {err} (is it a valid PNG/JPEG file?)") from err
+    return arr[:, :, None] if arr.ndim == 2 else arr
+
+
+def _as_numpy(img: torch.Tensor | np.ndarray) -> np.ndarray:
+    return img.detach().cpu().numpy() if isinstance(img, torch.Tensor) else np.asarray(img)
