@@ -1,0 +1,111 @@
+"""Resampling and activation kernels against direct definitions (spec section 2)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from stylefuse.ops import bias_act, conv2d_resample, downsample2d, setup_filter, upfirdn2d, upsample2d
+
+
+def naive_upfirdn2d(x: np.ndarray, f: np.ndarray, up: int, down: int, pad: tuple[int, int, int, int]) -> np.ndarray:
+    """Spec 2.4 step by step, with loops: zero insertion, pad/crop, true convolution ('valid'), decimation."""
+    N, C, H, W = x.shape
+    u = np.zeros((N, C, H * up, W * up))
+    u[:, :, ::up, ::up] = x
+    px0, px1, py0, py1 = pad
+    u = np.pad(u, ((0, 0), (0, 0), (max(py0, 0), max(py1, 0)), (max(px0, 0), max(px1, 0))))
+    u = u[:, :, max(-py0, 0): u.shape[2] - max(-py1, 0), max(-px0, 0): u.shape[3] - max(-px1, 0)]
+    fh, fw = f.shape
+    out = np.zeros((N, C, u.shape[2] - fh + 1, u.shape[3] - fw + 1))
+    for i in range(out.shape[2]):
+        for j in range(out.shape[3]):
+            # True convolution: the filter is flipped relative to a correlation.
+            out[:, :, i, j] = (u[:, :, i:i + fh, j:j + fw] * f[::-1, ::-1]).sum(axis=(2, 3))
+    return out[:, :, ::down, ::down]
+
+
+def test_setup_filter_blur_and_separable():
+    f = setup_filter([1, 3, 3, 1])
+    assert f.shape == (4, 4)
+    torch.testing.assert_close(f, torch.outer(torch.tensor([1., 3, 3, 1]), torch.tensor([1., 3, 3, 1])) / 64)
+    g = setup_filter(list(range(1, 13)))
+    assert g.shape == (12,) and abs(float(g.sum()) - 1) < 1e-6
+    torch.testing.assert_close(setup_filter([1, 3, 3, 1], gain=4).sum(), torch.tensor(4.0))
+
+
+@pytest.mark.parametrize("up, down, pad", [(1, 1, (1, 2, 0, 3)), (2, 1, (2, 1, 2, 1)), (1, 2, (1, 1, 1, 1)),
+                                           (2, 1, (-1, 0, 1, -2))])
+def test_upfirdn2d_matches_the_definition(up, down, pad):
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 7, 6, dtype=torch.float64)
+    f = torch.rand(4, 3, dtype=torch.float64)  # non-symmetric: catches a missing flip
+    ours = upfirdn2d(x, f, up=up, down=down, padding=pad)
+    ref = naive_upfirdn2d(x.numpy(), f.numpy(), up, down, pad)
+    np.testing.assert_allclose(ours.numpy(), ref, atol=1e-12)
+    flipped = upfirdn2d(x, f, up=up, down=down, padding=pad, flip_filter=True)
+    np.testing.assert_allclose(flipped.numpy(), naive_upfirdn2d(x.numpy(), f.flip([0, 1]).numpy(), up, down, pad),
+                               atol=1e-12)
+
+
+def test_separable_filter_equals_its_outer_product():
+    torch.manual_seed(0)
+    x = torch.randn(1, 2, 16, 16, dtype=torch.float64)
+    taps = torch.rand(8, dtype=torch.float64)
+    sep = setup_filter(taps, separable=True).double()
+    full = setup_filter(taps, separable=False).double()
+    torch.testing.assert_close(upsample2d(x, sep), upsample2d(x, full))
+    torch.testing.assert_close(downsample2d(x, sep), downsample2d(x, full))
+
+
+def test_up_and_down_sampling_preserve_constants():
+    f = setup_filter([1, 3, 3, 1])
+    x = torch.ones(1, 1, 8, 8)
+    up = upsample2d(x, f)
+    assert up.shape == (1, 1, 16, 16)
+    torch.testing.assert_close(up[:, :, 2:-2, 2:-2], torch.ones(1, 1, 12, 12))
+    down = downsample2d(x, f)
+    assert down.shape == (1, 1, 4, 4)
+    torch.testing.assert_close(down[:, :, 1:-1, 1:-1], torch.ones(1, 1, 2, 2))
+
+
+def test_conv2d_resample_up_is_a_true_convolution_after_zero_insertion():
+    # Spec 2.4: zero-insert x2, pad [3, 2], 4x4 filter x4, true convolution with w.
+    torch.manual_seed(0)
+    x, w = torch.randn(2, 4, 5, 5, dtype=torch.float64), torch.randn(6, 4, 3, 3, dtype=torch.float64)
+    f = setup_filter([1, 3, 3, 1]).double()
+    ours = conv2d_resample(x, w, f=f, up=2, padding=1, flip_weight=False)
+    y = upfirdn2d(x, f, up=2, padding=[3, 2, 3, 2], gain=4)
+    ref = F.conv2d(y, w.flip([2, 3]))
+    torch.testing.assert_close(ours, ref)
+    alt = upfirdn2d(F.conv_transpose2d(x, w.transpose(0, 1), stride=2), f, padding=[1, 1, 1, 1], gain=4)
+    torch.testing.assert_close(ours, alt)
+
+
+def test_conv2d_resample_down_and_grouped_up():
+    torch.manual_seed(0)
+    f = setup_filter([1, 3, 3, 1]).double()
+    x, w = torch.randn(2, 4, 8, 8, dtype=torch.float64), torch.randn(6, 4, 3, 3, dtype=torch.float64)
+    ours = conv2d_resample(x, w, f=f, down=2, padding=1)
+    torch.testing.assert_close(ours, F.conv2d(upfirdn2d(x, f, padding=2), w, stride=2))
+    skip = conv2d_resample(x, w[:, :, :1, :1], f=f, down=2)
+    torch.testing.assert_close(skip, F.conv2d(downsample2d(x, f), w[:, :, :1, :1]))
+    # Grouped (fused modconv) up-sampling equals running each group alone.
+    xs, ws = torch.randn(1, 2 * 4, 5, 5, dtype=torch.float64), torch.randn(2 * 6, 4, 3, 3, dtype=torch.float64)
+    grouped = conv2d_resample(xs, ws, f=f, up=2, padding=1, groups=2, flip_weight=False)
+    single = [conv2d_resample(xs[:, 4 * g:4 * g + 4], ws[6 * g:6 * g + 6], f=f, up=2, padding=1, flip_weight=False)
+              for g in range(2)]
+    torch.testing.assert_close(grouped, torch.cat(single, dim=1))
+
+
+def test_bias_act_order_gain_and_clamp():
+    x, b = torch.tensor([[-2.0, 0.5, 3.0]]), torch.tensor([1.0, -1.0, 0.0])
+    y = bias_act(x, b, act="lrelu", gain=None, clamp=3.0)
+    expected = torch.tensor([[-0.2, -0.1, 3.0]]) * math.sqrt(2)
+    expected = expected.clamp(-3, 3)
+    torch.testing.assert_close(y, expected)
+    torch.testing.assert_close(bias_act(x, b), x + b)
