@@ -1,0 +1,115 @@
+"""Feature detectors of the metrics, and the registry that builds each one once per device.
+
+- `inception`, `inception_probs`: the FID Inception-v3 with the TensorFlow 'inception-2015-12-05' weights, as ported
+  by torch-fidelity (`pt_inception-2015-12-05`, the network torchmetrics uses too), downloaded into the torch hub
+  cache on first use. Same graph as NVIDIA's TorchScript translation: TF1-style bilinear resize to 299x299,
+  2048-d pool features for FID/KID, softmax of the 1008 logits without the output bias for IS.
+- `vgg16`: stand-in for NVIDIA's `vgg16.pt` in precision/recall: torchvision's ImageNet VGG16 (via torch-fidelity),
+  4096-d fc7 features after ReLU. NVIDIA's file holds different VGG16 weights, so precision/recall values are close
+  to, not equal to, the official ones.
+- `lpips_vgg`: LPIPS distance with the VGG backbone (`lpips.LPIPS(net='vgg')`, Zhang et al. v0.1 weights) for PPL;
+  the same quantity as NVIDIA's `vgg16.pt` with `return_lpips=True`.
+
+Every detector maps uint8 images [N, 3, H, W] (any H, W) to float32 [N, D]; `lpips_vgg` maps two float images in
+[0, 255] to [N] distances. Tests hand `Detectors` small random modules instead, so nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import torch
+
+
+class InceptionV3(torch.nn.Module):
+    """FID Inception-v3: uint8 [N, 3, H, W] -> [N, 2048] pool features or [N, 1008] class probabilities."""
+
+    def __init__(
+        self,
+        output: str = "features",        # 'features' (FID, KID) or 'probs' (IS: softmax without output bias).
+        weights_path: str | None = None,  # Local weights file; None = torch-fidelity's download, cached by torch hub.
+    ) -> None:
+        super().__init__()
+        assert output in ("features", "probs")
+        from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+        self.output = output
+        self.name = "inception-2015-12-05"
+        self.net = FeatureExtractorInceptionV3(
+            "inception-v3-compat", ["2048" if output == "features" else "logits_unbiased"],
+            feature_extractor_weights_path=weights_path)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        (x,) = self.net(images)
+        return x if self.output == "features" else x.softmax(dim=1)
+
+    def extra_repr(self) -> str:
+        return f"output={self.output}"
+
+
+class VGG16Features(torch.nn.Module):
+    """Precision/recall features: uint8 [N, 3, H, W] -> [N, 4096] (torchvision VGG16 fc7 after ReLU, 224x224)."""
+
+    def __init__(self, weights_path: str | None = None) -> None:  # None = torchvision's ImageNet weights (torch hub).
+        super().__init__()
+        from torch_fidelity.feature_extractor_vgg16 import FeatureExtractorVGG16
+
+        self.name = "vgg16-torchvision"
+        self.net = FeatureExtractorVGG16("vgg16", ["fc2_relu"], feature_extractor_weights_path=weights_path)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        (x,) = self.net(images)
+        return x
+
+
+class LpipsVGG(torch.nn.Module):
+    """LPIPS (VGG) between two float image batches in [0, 255]: [N, 3, H, W] x 2 -> [N]."""
+
+    def __init__(self, pnet_rand: bool = False) -> None:  # pnet_rand: random backbone, no download (tests).
+        super().__init__()
+        import lpips
+
+        self.name = "lpips-vgg"
+        self.net = lpips.LPIPS(net="vgg", pnet_rand=pnet_rand, verbose=False).eval().requires_grad_(False)
+
+    def forward(self, img0: torch.Tensor, img1: torch.Tensor) -> torch.Tensor:
+        # lpips expects [-1, 1]; the official LPIPS network takes [0, 255] and rescales the same way.
+        return self.net(img0 / 127.5 - 1, img1 / 127.5 - 1).flatten()
+
+
+DETECTOR_FACTORIES: dict[str, Callable[[], torch.nn.Module]] = {
+    "inception": lambda: InceptionV3("features"),
+    "inception_probs": lambda: InceptionV3("probs"),
+    "vgg16": VGG16Features,
+    "lpips_vgg": LpipsVGG,
+}
+
+
+class Detectors:
+    """Builds each named detector once per device (eval, no grad); `modules` replaces any of them (tests)."""
+
+    def __init__(self, modules: Mapping[str, torch.nn.Module] | None = None,
+                 factories: Mapping[str, Callable[[], torch.nn.Module]] = DETECTOR_FACTORIES) -> None:
+        self.modules = dict(modules or {})
+        self.factories = dict(factories)
+        self._built: dict[tuple[str, torch.device], torch.nn.Module] = {}
+
+    def get(self, name: str, device: torch.device, rank: int = 0, num_gpus: int = 1) -> torch.nn.Module:
+        key = (name, torch.device(device))
+        if key not in self._built:
+            if name in self.modules:
+                module = self.modules[name]
+            else:
+                # Rank 0 downloads the weights first; the others then read them from the cache.
+                if rank != 0 and num_gpus > 1:
+                    torch.distributed.barrier()
+                module = self.factories[name]()
+                if rank == 0 and num_gpus > 1:
+                    torch.distributed.barrier()
+            self._built[key] = module.eval().requires_grad_(False).to(device)
+        return self._built[key]
+
+
+def detector_name(detector: torch.nn.Module) -> str:
+    """Short name used in cache file names."""
+    return str(getattr(detector, "name", type(detector).__name__))

@@ -1,0 +1,62 @@
+"""The standalone metrics job (`python -m stylefuse.metrics`), like the official calc_metrics.py."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import hydra.utils
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from stylefuse.errors import ConfigError
+from stylefuse.metrics.options import MetricDataset, MetricOptions
+from stylefuse.metrics.registry import calc_metric, check_metrics, report_metric
+
+
+def choose_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if torch.device(name).type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device={name} but CUDA is not available; use device=cpu or device=auto")
+    return torch.device(name)
+
+
+def real_data(cfg: DictConfig, training_set_kwargs: dict[str, Any] | None) -> tuple[dict[str, Any],
+                                                                                      MetricDataset | None]:
+    """The real data: the `dataset` config when it is complete, else the network file's training_set_kwargs."""
+    if cfg.get("dataset") is not None and not OmegaConf.missing_keys(cfg.dataset):
+        datamodule = hydra.utils.instantiate(cfg.dataset, batch_size=cfg.batch_size, seed=cfg.seed)
+        return dict(datamodule.dataset.training_set_kwargs), datamodule.dataset
+    if training_set_kwargs is None:
+        raise ConfigError("the network file does not say which data it was trained on; "
+                          "pass dataset=<option> or dataset.path=<folder or zip>")
+    return dict(training_set_kwargs), None
+
+
+def run(cfg: DictConfig) -> list[dict[str, Any]]:
+    """Computes `cfg.metrics` for `cfg.network`; prints each result line and appends it to metric-<name>.jsonl
+    beside the network file (or in the run directory for a URL or pretrained name)."""
+    from stylefuse.legacy import load_network_pkl
+
+    metrics = list(cfg.metrics)
+    check_metrics(metrics)
+    device = choose_device(cfg.device)
+    network = load_network_pkl(cfg.network)
+    G = network["G_ema"]
+    dataset_kwargs, dataset = real_data(cfg, network.get("training_set_kwargs"))
+    opts = MetricOptions(G=G, dataset_kwargs=dataset_kwargs, dataset=dataset, device=device,
+                         cache_dir=cfg.cache_dir, num_gen=cfg.num_gen, max_real=cfg.max_real, seed=cfg.seed,
+                         batch_size=cfg.batch_size, batch_gen=cfg.batch_gen, num_workers=cfg.num_workers,
+                         verbose=cfg.verbose)
+    # The real images must match the generator, as the official calc_metrics sets them.
+    opts = opts.with_dataset(resolution=G.img_resolution, use_labels=G.c_dim != 0)
+
+    local = os.path.isfile(cfg.network)
+    run_dir = os.path.dirname(os.path.abspath(cfg.network)) if local else cfg.paths.output_dir
+    results = []
+    for metric in metrics:
+        result = calc_metric(metric, opts)
+        print(report_metric(result, run_dir, snapshot_pkl=os.path.abspath(cfg.network) if local else None))
+        results.append(result)
+    return results
