@@ -1,0 +1,5 @@
+"""Adaptive discriminator augmentation: the augmentation pipe and the heuristic that tunes its probability."""
+
+from stylefuse.augment.pipe import AugmentPipe
+
+__all__ = ["AugmentPipe"]
