@@ -1,0 +1,23 @@
+"""Training data: datasets (folder, zip, LSUN LMDB, procedural toy faces), the Lightning data module, the tool."""
+
+from stylefuse.data.datamodule import ImageDataModule
+from stylefuse.data.datasets import (
+    CorruptImageWarning,
+    Dataset,
+    DatasetNotFoundError,
+    ImageFolderDataset,
+    LmdbDataset,
+    build_dataset,
+)
+from stylefuse.data.toy import ToyDataset
+
+__all__ = [
+    "CorruptImageWarning",
+    "Dataset",
+    "DatasetNotFoundError",
+    "ImageDataModule",
+    "ImageFolderDataset",
+    "LmdbDataset",
+    "ToyDataset",
+    "build_dataset",
+]
