@@ -133,7 +133,7 @@ class DiscriminatorEpilogue(torch.nn.Module):
         resolution: int,                  # Resolution of this block.
         img_channels: int,                # Number of input color channels.
         architecture: str = "resnet",     # Architecture: 'orig', 'skip', 'resnet'.
-        mbstd_group_size: int | None = 4,  # Group size for the minibatch standard deviation layer, None = entire minibatch.
+        mbstd_group_size: int | None = 4,  # Minibatch-std group size, None = entire minibatch.
         mbstd_num_channels: int = 1,      # Number of features for the minibatch standard deviation layer, 0 = disable.
         activation: str = "lrelu",        # Activation function: 'relu', 'lrelu', etc.
         conv_clamp: float | None = None,  # Clamp the output of convolution layers to +-X, None = disable clamping.

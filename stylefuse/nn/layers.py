@@ -32,7 +32,7 @@ def modulated_conv2d(
     resample_filter: torch.Tensor | None = None,
     demodulate: bool = True,
     flip_weight: bool = True,           # False = true convolution (up-sampling layers), True = correlation.
-    fused_modconv: bool = True,         # One grouped convolution with per-sample weights, or scale x around a shared conv.
+    fused_modconv: bool = True,         # Grouped conv with per-sample weights, or scale x around a shared one.
 ) -> torch.Tensor:
     """StyleGAN2's modulated convolution: per-sample weights `weight * styles`, optionally demodulated to unit norm."""
     N = x.shape[0]

@@ -17,10 +17,10 @@ class MappingNetwork(torch.nn.Module):
         num_ws: int | None,                  # Number of intermediate latents to output, None = do not broadcast.
         num_layers: int = 8,                 # Number of mapping layers.
         embed_features: int | None = None,   # Label embedding dimensionality, None = same as w_dim.
-        layer_features: int | None = None,   # Number of intermediate features in the mapping layers, None = same as w_dim.
+        layer_features: int | None = None,   # Intermediate features in the mapping layers, None = w_dim.
         activation: str = "lrelu",           # Activation function: 'relu', 'lrelu', etc.
         lr_multiplier: float = 0.01,         # Learning rate multiplier for the mapping layers.
-        w_avg_beta: float | None = 0.995,    # Decay for tracking the moving average of W during training, None = do not track.
+        w_avg_beta: float | None = 0.995,    # Decay of the running average of W, None = do not track.
     ):
         super().__init__()
         self.z_dim = z_dim
