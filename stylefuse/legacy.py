@@ -130,6 +130,8 @@ class _SnapshotUnpickler(pickle.Unpickler):
         self.display_name = display_name
 
     def find_class(self, module: str, name: str) -> Any:
+        if module == "__builtin__":  # protocol 2 pickles spell `builtins` the Python 2 way
+            module = "builtins"
         if (module, name) in _ALLOWED_GLOBALS:
             return _ALLOWED_GLOBALS[(module, name)]
         if module.startswith("dnnlib.tflib"):
