@@ -43,6 +43,7 @@ from stylefuse.utils.shapes import assert_shape
 log = logging.getLogger(__name__)
 
 LayerRange = tuple[int, int]  # first and last layer, inclusive
+SWEEPS = ("none", "range", "strength")
 
 
 def check_range(layer_range: Sequence[int], num_ws: int) -> LayerRange:
@@ -98,8 +99,12 @@ def resolve_ranges(ranges: str | Sequence[Any], presets: DictConfig, num_ws: int
     return [check_range(pair, num_ws) if pair is not None and len(pair) > 0 else None for pair in ranges]
 
 
-def range_name(layer_range: LayerRange | None) -> str:
+def range_name(layer_range: LayerRange | None) -> str:  # for file names: 00-06
     return "none" if layer_range is None else f"{layer_range[0]:02d}-{layer_range[1]:02d}"
+
+
+def range_label(layer_range: LayerRange | None) -> str:  # for figures: layers 0-6
+    return "none" if layer_range is None else f"layers {layer_range[0]}-{layer_range[1]}"
 
 
 def load_latent(source: str, G: Generator, cfg: DictConfig, out_dir: str) -> torch.Tensor:
@@ -162,25 +167,23 @@ def sweep(G: Generator, w1: torch.Tensor, w2: torch.Tensor, ranges: Sequence[Lay
         windows = [(start, start + width - 1) for start in range(G.num_ws - width + 1)]
         frames = [(window, cfg.strength) for window in windows]
         labels = [f"{start}-{end}" for start, end in windows]
-    elif cfg.sweep == "strength":
+    else:
+        assert cfg.sweep == "strength", cfg.sweep
         strengths = np.linspace(0, 1, cfg.sweep_frames)
         frames = [(layer_range, float(s)) for s in strengths]
         labels = [f"{s:.2f}" for s in strengths]
-    else:
-        raise ConfigError(f"unknown sweep={cfg.sweep!r}: use sweep=none, sweep=range or sweep=strength")
     images = [synthesize_uint8(G, fuse_ws(w1, w2, pair, s), cfg.noise_mode) for pair, s in frames]
     return images, labels
 
 
-def save_video(frames: Sequence[np.ndarray], path: str, fps: int) -> bool:
+def save_video(frames: Sequence[np.ndarray], path: str, fps: int) -> None:
     """Writes an H.264 mp4 when imageio-ffmpeg is installed; says how to get it otherwise."""
     if importlib.util.find_spec("imageio_ffmpeg") is None:
         log.warning("Skipped %s: install imageio-ffmpeg (pip install 'stylefuse[video]') to write videos", path)
-        return False
+        return
     with imageio.get_writer(path, mode="I", fps=fps, codec="libx264", macro_block_size=1) as video:
         for frame in frames:
             video.append_data(np.repeat(frame, 3, axis=2) if frame.shape[2] == 1 else frame)
-    return True
 
 
 def run_fusion(cfg: DictConfig) -> np.ndarray:
@@ -193,25 +196,19 @@ def run_fusion(cfg: DictConfig) -> np.ndarray:
     out_dir = str(cfg.paths.output_dir)
     G = load_generator(cfg.network, resolve_device(cfg.device))
     ranges = resolve_ranges(cfg.ranges, cfg.fusion, G.num_ws)
+    if cfg.sweep not in SWEEPS:  # checked before any projection starts
+        raise ConfigError(f"unknown sweep={cfg.sweep!r}: use one of {', '.join(SWEEPS)}")
 
-    images, labels = [], []
-    codes = []
-    for name in ("image1", "image2"):
-        w = load_latent(cfg[name], G, cfg, os.path.join(out_dir, name))
-        codes.append(w)
+    w1 = load_latent(cfg.image1, G, cfg, os.path.join(out_dir, "image1"))
+    w2 = load_latent(cfg.image2, G, cfg, os.path.join(out_dir, "image2"))
+    cells = [("image1", "image 1", w1), ("image2", "image 2", w2)]  # (file name, label, w)
+    cells += [(f"fused_{range_name(r)}", range_label(r), fuse_ws(w1, w2, r, cfg.strength)) for r in ranges]
+    images = []
+    for name, _, w in tqdm(cells, desc="synthesizing", unit="img"):
         images.append(synthesize_uint8(G, w, cfg.noise_mode))
-        labels.append(name.replace("image", "image "))
         save_w(os.path.join(out_dir, f"{name}.npz"), w)
         save_image(images[-1], os.path.join(out_dir, f"{name}.png"))
-    w1, w2 = codes
-
-    for layer_range in tqdm(ranges, desc="fusing", unit="range", disable=len(ranges) < 2):
-        w = fuse_ws(w1, w2, layer_range, cfg.strength)
-        images.append(synthesize_uint8(G, w, cfg.noise_mode))
-        labels.append("none" if layer_range is None else f"layers {layer_range[0]}-{layer_range[1]}")
-        save_w(os.path.join(out_dir, f"fused_{range_name(layer_range)}.npz"), w)
-        save_image(images[-1], os.path.join(out_dir, f"fused_{range_name(layer_range)}.png"))
-    figure = labelled_row(images, labels)
+    figure = labelled_row(images, [label for _, label, _ in cells])
     save_image(figure, os.path.join(out_dir, "figure.png"))
 
     if cfg.sweep != "none":

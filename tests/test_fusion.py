@@ -212,6 +212,14 @@ def test_fuse_job_projects_image_inputs(tmp_path, network):
     assert (out / "image1" / "target.png").is_file() and (out / "figure.png").is_file()
 
 
+def test_bad_sweep_is_refused_before_any_input_is_read(tmp_path, network):
+    path, _ = network
+    cfg = compose_cfg("fuse", fuse_overrides(path, tmp_path, f"image1={tmp_path / 'gone.png'}", "image2=seed:1",
+                                             "sweep=ranges"))
+    with pytest.raises(ConfigError, match="unknown sweep='ranges': use one of none, range, strength"):
+        run_fusion(cfg)
+
+
 @pytest.mark.slow
 def test_fuse_py_runs_from_the_command_line(tmp_path, network):
     path, _ = network
