@@ -72,6 +72,7 @@ def largest_power_of_two(n: int) -> int:
 
 def image_to_chw(image: PIL.Image.Image) -> np.ndarray:
     """Decodes a PIL image in mode L or RGB to uint8 [C, H, W]."""
+    image.load()  # Raise decoding errors here, not inside numpy's array conversion.
     arr = np.asarray(image)
     return (arr[:, :, None] if arr.ndim == 2 else arr).transpose(2, 0, 1)
 
@@ -159,11 +160,36 @@ def read_labels(files: ImageFiles) -> dict[str, Any] | None:
                            '{"labels": [["00000/img00000000.png", 6], ...]} or {"labels": null}') from err
 
 
+# Open read-only LMDB environments of this process, by real path. py-lmdb refuses to open one environment twice in a
+# process (a second dataset on the same LMDB shares it), and LMDB must not be used across a fork: every environment
+# is closed just before a fork (DataLoader workers) and reopened on demand on both sides.
+_LMDB_ENVS: dict[str, Any] = {}
+
+
+def _lmdb_env(path: str) -> Any:
+    import lmdb
+
+    key = os.path.realpath(path)
+    if key not in _LMDB_ENVS:
+        try:
+            _LMDB_ENVS[key] = lmdb.open(path, readonly=True, lock=False, readahead=False, max_readers=256)
+        except lmdb.Error as err:
+            raise DatasetError(f"cannot open the LMDB {path} ({err}); check the download") from err
+    return _LMDB_ENVS[key]
+
+
+def _close_lmdb_envs() -> None:
+    while _LMDB_ENVS:
+        _LMDB_ENVS.popitem()[1].close()
+
+
+os.register_at_fork(before=_close_lmdb_envs)
+
+
 class LmdbImages:
     """The encoded images of an LMDB (LSUN layout: any key -> JPEG/WebP bytes), the first `max_images` keys.
 
-    Keys are kept in one bytes blob + offsets (compact, and copy-on-write friendly in forked workers); the LMDB
-    environment is opened lazily per process, as LMDB requires after a fork.
+    Keys are kept in one bytes blob + offsets: compact, cheap to pickle, copy-on-write friendly in forked workers.
     """
 
     def __init__(self, path: str, max_images: int | None = None) -> None:
@@ -173,25 +199,11 @@ class LmdbImages:
             raise DatasetError(f"{path} is not an LMDB folder (no data.mdb inside); point dataset.path to an "
                                "LSUN <category>_lmdb folder")
         self.path = path
-        self._env: Any = None
-        self._env_pid: int | None = None
-        with self._environment().begin() as txn:
+        with _lmdb_env(path).begin() as txn:
             count = txn.stat()["entries"] if max_images is None else min(max_images, txn.stat()["entries"])
             keys = list(itertools.islice(txn.cursor().iternext(keys=True, values=False), count))
-        self.close()
         self._keys = b"".join(keys)
         self._offsets = np.cumsum([0, *map(len, keys)], dtype=np.int64)
-
-    def _environment(self) -> Any:
-        import lmdb
-
-        if self._env is None or self._env_pid != os.getpid():
-            try:
-                self._env = lmdb.open(self.path, readonly=True, lock=False, readahead=False, max_readers=256)
-            except lmdb.Error as err:
-                raise DatasetError(f"cannot open the LMDB {self.path} ({err}); check the download") from err
-            self._env_pid = os.getpid()
-        return self._env
 
     def __len__(self) -> int:
         return len(self._offsets) - 1
@@ -200,7 +212,7 @@ class LmdbImages:
         return self._keys[self._offsets[i]:self._offsets[i + 1]]
 
     def read(self, i: int) -> bytes:
-        with self._environment().begin() as txn:
+        with _lmdb_env(self.path).begin() as txn:
             value = txn.get(self.key(i))
         if value is None:
             raise OSError("key vanished from the LMDB")
@@ -208,14 +220,6 @@ class LmdbImages:
 
     def describe(self, i: int) -> str:
         return f"{self.path} key {self.key(i).decode(errors='replace')}"
-
-    def close(self) -> None:
-        if self._env is not None and self._env_pid == os.getpid():
-            self._env.close()
-        self._env = self._env_pid = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        return dict(self.__dict__, _env=None, _env_pid=None)
 
 
 # ----------------------------------------------------------------------------
@@ -492,7 +496,6 @@ class LmdbDataset(Dataset):
                          max_size=max_size, xflip=xflip, random_seed=random_seed)
         if all(self._read_image(i) is None for i in range(min(len(self._db), 10))):
             raise DatasetError(f"the first images of the LMDB {self._path} cannot be decoded; check the download")
-        self._db.close()  # Reopened lazily by whichever process reads.
 
     def _load_raw_image(self, raw_idx: int) -> np.ndarray:
         with PIL.Image.open(io.BytesIO(self._db.read(raw_idx))) as image:

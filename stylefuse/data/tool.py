@@ -16,6 +16,7 @@ import io
 import json
 import os
 import shutil
+import sys
 import warnings
 import zipfile
 from collections.abc import Callable, Iterator
@@ -261,9 +262,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 @user_errors
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    warnings.formatwarning = lambda message, *_args, **_kwargs: f"warning: {message}\n"
-    convert_dataset(args.source, args.dest, resolution=args.resolution, transform=args.transform,
-                    resize_filter=args.resize_filter, max_images=args.max_images, height=args.height)
+    with warnings.catch_warnings():
+        warnings.showwarning = _print_warning  # Restored on exit.
+        convert_dataset(args.source, args.dest, resolution=args.resolution, transform=args.transform,
+                        resize_filter=args.resize_filter, max_images=args.max_images, height=args.height)
+
+
+def _print_warning(message: Warning | str, *_args: Any, **_kwargs: Any) -> None:
+    tqdm.write(f"warning: {message}", file=sys.stderr)
 
 
 if __name__ == "__main__":
