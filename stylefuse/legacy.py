@@ -87,11 +87,14 @@ class _PersistentStub:
 
     @classmethod
     def from_meta(cls, meta: Any) -> _PersistentStub:
-        if not (isinstance(meta, dict) and meta.get("type") == "class" and isinstance(meta.get("class_name"), str)
-                and isinstance(meta.get("state"), dict)):
-            raise NetworkFileError("a persistent object in the pickle has no class name/state; the file is damaged "
-                                   "or not a StyleGAN2-ADA snapshot")
-        return cls(meta["class_name"], meta["state"])
+        state = meta.get("state") if isinstance(meta, dict) else None
+        if not (isinstance(state, dict) and meta.get("type") == "class" and isinstance(meta.get("class_name"), str)
+                and all(isinstance(state.get(k, {}), dict) for k in ("_parameters", "_buffers", "_modules"))
+                and isinstance(state.get("_non_persistent_buffers_set", set()), set)
+                and isinstance(state.get("_init_args", ()), tuple)):
+            raise NetworkFileError("a persistent object in the pickle is not a saved torch module; the file is "
+                                   "damaged or not a StyleGAN2-ADA snapshot")
+        return cls(meta["class_name"], state)
 
 
 class _EasyDict(dict):
@@ -225,7 +228,7 @@ def _load_official_pickle(path: Path, display_name: str) -> dict[str, Any]:
     networks = {key: _module_from_stub(data, key, display_name) for key in NETWORK_KEYS}
     augment_p = None
     pipe = data.get("augment_pipe")
-    if isinstance(pipe, _PersistentStub) and "p" in pipe.state.get("_buffers", {}):
+    if isinstance(pipe, _PersistentStub) and isinstance(pipe.state.get("_buffers", {}).get("p"), torch.Tensor):
         augment_p = float(pipe.state["_buffers"]["p"])
     training_set_kwargs = data.get("training_set_kwargs")
     return dict(networks, augment_p=augment_p,

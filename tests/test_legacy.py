@@ -57,7 +57,15 @@ def inputs() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return torch.randn([4, 32], generator=gen), torch.zeros([4, 0]), torch.randn([4, 3, 32, 32], generator=gen)
 
 
-def _assert_same_networks(loaded: dict, nets: dict, inputs: tuple) -> None:
+@pytest.fixture(scope="module")
+def outputs(nets, inputs) -> dict[str, torch.Tensor]:
+    """The original networks' outputs, computed once."""
+    z, c, img = inputs
+    return dict(G_ema=nets["G_ema"](z, c, noise_mode="const"), G=nets["G"](z, c, noise_mode="const"),
+                D=nets["D"](img, c))
+
+
+def _assert_same_networks(loaded: dict, nets: dict, inputs: tuple, outputs: dict) -> None:
     z, c, img = inputs
     for key in ("G", "D", "G_ema"):
         module = loaded[key]
@@ -66,9 +74,9 @@ def _assert_same_networks(loaded: dict, nets: dict, inputs: tuple) -> None:
         expected = nets[key].state_dict()
         assert list(module.state_dict()) == list(expected)
         assert all(torch.equal(tensor, expected[name]) for name, tensor in module.state_dict().items())
-    assert torch.equal(loaded["G_ema"](z, c, noise_mode="const"), nets["G_ema"](z, c, noise_mode="const"))
-    assert torch.equal(loaded["G"](z, c, noise_mode="const"), nets["G"](z, c, noise_mode="const"))
-    assert torch.equal(loaded["D"](img, c), nets["D"](img, c))
+    assert torch.equal(loaded["G_ema"](z, c, noise_mode="const"), outputs["G_ema"])
+    assert torch.equal(loaded["G"](z, c, noise_mode="const"), outputs["G"])
+    assert torch.equal(loaded["D"](img, c), outputs["D"])
 
 
 def _assert_one_line(err: pytest.ExceptionInfo, *fragments: str) -> None:
@@ -156,7 +164,7 @@ def _write_official_style_pickle(path: Path, nets: dict, protocol: int = 4, mark
 
 
 @pytest.mark.parametrize("protocol, numpy_module", [(4, "numpy._core"), (3, "numpy.core"), (2, "numpy.core")])
-def test_official_pickle_loads_without_nvidia_code(tmp_path, nets, inputs, protocol, numpy_module):
+def test_official_pickle_loads_without_nvidia_code(tmp_path, nets, inputs, outputs, protocol, numpy_module):
     path, marker = tmp_path / "network-snapshot-000000.pkl", tmp_path / "executed"
     module_src = _write_official_style_pickle(path, nets, protocol=protocol, marker=marker)
     if numpy_module == "numpy.core":  # what numpy 1 writes for numpy scalars (GLOBAL opcodes are plain text)
@@ -167,7 +175,7 @@ def test_official_pickle_loads_without_nvidia_code(tmp_path, nets, inputs, proto
 
     loaded = load_network_pkl(path)
 
-    _assert_same_networks(loaded, nets, inputs)
+    _assert_same_networks(loaded, nets, inputs, outputs)
     assert loaded["augment_p"] == 0.25
     assert loaded["training_set_kwargs"] == TRAINING_SET_KWARGS
     assert not any(name in sys.modules for name in NVIDIA_MODULES)
@@ -177,13 +185,12 @@ def test_official_pickle_loads_without_nvidia_code(tmp_path, nets, inputs, proto
     assert marker.exists()
 
 
-def test_official_pickle_without_augment_pipe(tmp_path, nets, inputs):
+def test_official_pickle_without_augment_pipe(tmp_path, nets, inputs, outputs):
     path = tmp_path / "noaug.pkl"
     _write_official_style_pickle(path, nets, augment_p=None)
     loaded = load_network_pkl(str(path))
     assert loaded["augment_p"] is None
-    assert torch.equal(loaded["G_ema"](inputs[0], inputs[1], noise_mode="const"),
-                       nets["G_ema"](inputs[0], inputs[1], noise_mode="const"))
+    assert torch.equal(loaded["G_ema"](inputs[0], inputs[1], noise_mode="const"), outputs["G_ema"])
 
 
 def _hostile_pickle(module: str, name: str, *args) -> bytes:
@@ -273,7 +280,7 @@ def test_unusable_files_give_one_line_errors(tmp_path, content, expected):
 # ---------------------------------------------------------------------------------------------------------------------
 # Our own files.
 
-def test_stylefuse_snapshot_roundtrip(tmp_path, nets, inputs):
+def test_stylefuse_snapshot_roundtrip(tmp_path, nets, inputs, outputs):
     path = tmp_path / "run" / "network-snapshot-000040.pt"
     training_set_kwargs = OmegaConf.create(TRAINING_SET_KWARGS)  # Hydra configs are saved as plain data
     save_network_snapshot(path, nets["G"], nets["D"], nets["G_ema"], augment_p=np.float64(0.125),
@@ -282,7 +289,7 @@ def test_stylefuse_snapshot_roundtrip(tmp_path, nets, inputs):
 
     loaded = load_network_pkl(path)
 
-    _assert_same_networks(loaded, nets, inputs)
+    _assert_same_networks(loaded, nets, inputs, outputs)
     assert loaded["augment_p"] == 0.125 and type(loaded["augment_p"]) is float
     assert loaded["training_set_kwargs"] == TRAINING_SET_KWARGS and type(loaded["training_set_kwargs"]) is dict
     raw = torch.load(path, weights_only=True)
@@ -301,7 +308,7 @@ def _lightning_checkpoint(nets: dict, augment_p: float | None, hyper_parameters:
 
 
 @pytest.mark.parametrize("augment_p", [0.375, None])
-def test_lightning_checkpoint_roundtrip(tmp_path, nets, inputs, augment_p):
+def test_lightning_checkpoint_roundtrip(tmp_path, nets, inputs, outputs, augment_p):
     path = tmp_path / "last.ckpt"
     hparams = dict(G_kwargs=nets["G"].init_kwargs, D_kwargs=nets["D"].init_kwargs, lr=0.002,
                    training_set_kwargs=TRAINING_SET_KWARGS if augment_p is not None else None)
@@ -309,7 +316,7 @@ def test_lightning_checkpoint_roundtrip(tmp_path, nets, inputs, augment_p):
 
     loaded = load_network_pkl(str(path))
 
-    _assert_same_networks(loaded, nets, inputs)
+    _assert_same_networks(loaded, nets, inputs, outputs)
     assert loaded["augment_p"] == augment_p
     assert loaded["training_set_kwargs"] == (TRAINING_SET_KWARGS if augment_p is not None else None)
 
@@ -332,7 +339,7 @@ def test_bad_lightning_checkpoint_refused(tmp_path, nets, hyper_parameters, expe
 # ---------------------------------------------------------------------------------------------------------------------
 # URLs, names, copying weights.
 
-def test_url_downloaded_once_into_cache(tmp_path, nets, inputs, monkeypatch):
+def test_url_downloaded_once_into_cache(tmp_path, nets, inputs, outputs, monkeypatch):
     source = tmp_path / "served" / "network-snapshot-000100.pt"
     save_network_snapshot(source, nets["G"], nets["D"], nets["G_ema"], None, None, kimg=100)
     monkeypatch.setenv("STYLEFUSE_CACHE_DIR", str(tmp_path / "cache"))
@@ -341,7 +348,7 @@ def test_url_downloaded_once_into_cache(tmp_path, nets, inputs, monkeypatch):
     cached = list((tmp_path / "cache" / "networks").iterdir())
     assert len(cached) == 1 and cached[0].name.endswith("_network-snapshot-000100.pt")
     assert cached[0].read_bytes() == source.read_bytes()
-    _assert_same_networks(first, nets, inputs)
+    _assert_same_networks(first, nets, inputs, outputs)
 
     source.unlink()  # the second call must not need the source any more
     second = load_network_pkl(source.as_uri())
