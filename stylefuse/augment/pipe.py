@@ -10,7 +10,10 @@ follow NVIDIA's official `training/augment.py`, so the same RNG state gives the 
 3. image-space filtering with random gains for four octave bands;
 4. corruptions (additive RGB noise, cutout).
 
-Everything is differentiable w.r.t. the images to second order (R1 is computed through the pipe).
+Mirroring (xflip, rotate90) happens at 2x resolution between the slightly asymmetric sym6 low-passes, so a mirrored
+axis also passes a 12-tap residual filter (the even taps of sym6 * sym6): like the official pipe, these are not
+exact pixel copies (tests/test_augment.py spells the filter out). Everything is differentiable w.r.t. the images
+to second order (R1 is computed through the pipe).
 """
 
 from __future__ import annotations
@@ -194,33 +197,32 @@ class AugmentPipe(torch.nn.Module):
         return rotation2d(self._gate(theta, prob, 0))
 
     def _sample_color(self, n: int, num_channels: int, device: torch.device) -> torch.Tensor | None:
-        """Homogeneous colour transform [N, 4, 4] acting on (r, g, b, 1) in [-1, 1] units."""
-        C = None
-
-        def then(step: torch.Tensor) -> None:
-            nonlocal C
-            C = step if C is None else step @ C
-
+        """Homogeneous colour transform [N, 4, 4] acting on (r, g, b, 1) in [-1, 1] units; steps left-multiply."""
+        chroma = num_channels > 1  # Hue and saturation do nothing to grey images.
+        multipliers = [self.brightness, self.contrast, self.lumaflip] + ([self.hue, self.saturation] if chroma else [])
+        if max(multipliers) <= 0:
+            return None
         eye = torch.eye(4, device=device)
         luma = torch.tensor([1, 1, 1, 0], device=device) / math.sqrt(3)  # Grey axis.
         luma_proj = torch.outer(luma, luma)                                 # Projection onto the grey axis.
+        C = eye
 
         if self.brightness > 0:  # Add the same offset to r, g, b.
             b = self._gate(torch.randn([n], device=device) * self.brightness_std, self.brightness * self.p, 0)
-            then(translation(b[:, None].expand(n, 3)))
+            C = translation(b[:, None].expand(n, 3)) @ C
         if self.contrast > 0:  # Scale around 0 (mid grey).
             c = self._gate(torch.exp2(torch.randn([n], device=device) * self.contrast_std), self.contrast * self.p, 1)
-            then(scaling(c[:, None].expand(n, 3)))
+            C = scaling(c[:, None].expand(n, 3)) @ C
         if self.lumaflip > 0:  # Householder reflection of the luma for half of the samples that fire.
             i = self._gate(torch.floor(torch.rand([n], device=device) * 2), self.lumaflip * self.p, 0)
-            then(eye - 2 * luma_proj * i[:, None, None])
-        if self.hue > 0 and num_channels > 1:  # Rotate chroma around the grey axis.
+            C = (eye - 2 * luma_proj * i[:, None, None]) @ C
+        if self.hue > 0 and chroma:  # Rotate chroma around the grey axis.
             theta = (torch.rand([n], device=device) * 2 - 1) * np.pi * self.hue_max
-            then(rotation3d(luma[:3], self._gate(theta, self.hue * self.p, 0)))
-        if self.saturation > 0 and num_channels > 1:  # Scale chroma, keep luma.
-            s = self._gate(torch.exp2(torch.randn([n], device=device) * self.saturation_std), self.saturation * self.p,
-                           1)
-            then(luma_proj + (eye - luma_proj) * s[:, None, None])
+            C = rotation3d(luma[:3], self._gate(theta, self.hue * self.p, 0)) @ C
+        if self.saturation > 0 and chroma:  # Scale chroma, keep luma.
+            s = torch.exp2(torch.randn([n], device=device) * self.saturation_std)
+            s = self._gate(s, self.saturation * self.p, 1)
+            C = (luma_proj + (eye - luma_proj) * s[:, None, None]) @ C
         return C
 
     # ------------------------------------------------------------------------------------------------------------
