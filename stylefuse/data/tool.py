@@ -190,17 +190,18 @@ def convert_dataset(
 
     writer = DatasetWriter(dest)
     try:
-        labels, skipped = _write_images(items, count, transform_image, writer)
-        if not labels:
+        rows, skipped = _write_images(items, count, transform_image, writer)
+        if not rows:
             raise DatasetError(f"no image of {source} could be converted (all skipped); check the source")
-        metadata = {"labels": labels if all(label is not None for _, label in labels) else None}
+        # Labels only if every image has one, as the official tool writes them.
+        metadata = {"labels": rows if all(label is not None for _, label in rows) else None}
         writer.write("dataset.json", json.dumps(metadata).encode())
     except BaseException:
         writer.discard()
         raise
     writer.close()
-    print(f"wrote {len(labels)} images to {dest}" + (f", skipped {skipped}" if skipped else ""))
-    return len(labels)
+    print(f"wrote {len(rows)} images to {dest}" + (f", skipped {skipped}" if skipped else ""))
+    return len(rows)
 
 
 def _write_images(items: Iterator[SourceItem], count: int, transform_image: Callable,

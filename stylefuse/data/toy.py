@@ -115,7 +115,7 @@ def _face_coords(coarse: CoarseCode, size: int) -> tuple[np.ndarray, np.ndarray]
 
 
 def _layers(coarse: CoarseCode, size: int) -> dict[str, np.ndarray]:
-    """Hard-edged boolean masks [size, size] of every face part; a function of geometry only."""
+    """Hard-edged masks [size, size] of every face part, plus shading and face coordinates: geometry only."""
     fx, fy = _face_coords(coarse, size)
     ax, ay, p = HEAD_SHAPES[coarse.shape]
     head_r = np.abs(fx / ax) ** p + np.abs(fy / ay) ** p
@@ -141,7 +141,7 @@ def _texture(fine: FineCode, fx: np.ndarray, fy: np.ndarray) -> np.ndarray:
     u, v = (c * fx + s * fy) * fine.texture_freq, (c * fy - s * fx) * fine.texture_freq
     if TEXTURES[fine.texture] == "stripes":
         return 0.5 + 0.5 * np.sin(u + fine.texture_phase[0])
-    return (np.sin(u + fine.texture_phase[0]) * np.sin(v + fine.texture_phase[1]) > 0.35).astype(np.float64)
+    return (np.sin(u + fine.texture_phase[0]) * np.sin(v + fine.texture_phase[1]) > 0.35).astype(np.float32)
 
 
 def _downsample(x: np.ndarray, resolution: int) -> np.ndarray:
