@@ -70,13 +70,13 @@ def write_zip(path: Path, images: list[np.ndarray], labels: list | None) -> Path
 
 
 def write_lmdb(path: Path, images: list[np.ndarray], corrupt: tuple[int, ...] = ()) -> tuple[Path, list[bytes]]:
-    """An LSUN-style LMDB: 40-hex-digit keys -> JPEG bytes (garbage at `corrupt`). Returns path and values."""
+    """An LSUN-style LMDB: 40-hex-digit keys -> JPEG or WebP bytes (garbage at `corrupt`). Returns path, values."""
     values = []
     env = lmdb.open(str(path), map_size=1 << 24)
     with env.begin(write=True) as txn:
         for i, img in enumerate(images):
             buf = io.BytesIO()
-            PIL.Image.fromarray(img).save(buf, format="jpeg", quality=95)
+            PIL.Image.fromarray(img).save(buf, format="webp" if i % 2 else "jpeg", quality=95)
             values.append(b"\xff\xd8 broken jpeg" if i in corrupt else buf.getvalue())
             txn.put(f"{i * 7919:040x}".encode(), values[-1])
     env.close()
@@ -279,9 +279,9 @@ def test_build_dataset_accepts_official_kwargs(tmp_path):
 # LmdbDataset.
 
 
-def center_crop_reference(jpeg: bytes, resolution: int) -> np.ndarray:
+def center_crop_reference(encoded: bytes, resolution: int) -> np.ndarray:
     """Decode, crop the centred square by array slicing, resize with Lanczos: written apart from the library."""
-    img = np.asarray(PIL.Image.open(io.BytesIO(jpeg)).convert("RGB"))
+    img = np.asarray(PIL.Image.open(io.BytesIO(encoded)).convert("RGB"))
     h, w = img.shape[:2]
     s = min(h, w)
     img = img[(h - s) // 2:(h + s) // 2, (w - s) // 2:(w + s) // 2]
@@ -299,12 +299,12 @@ def striped_images(n: int) -> list[np.ndarray]:
 
 
 def test_lmdb_center_crops_and_resizes(tmp_path):
-    path, jpegs = write_lmdb(tmp_path / "cat_lmdb", striped_images(5))
+    path, encoded = write_lmdb(tmp_path / "cat_lmdb", striped_images(5))
     ds = LmdbDataset(str(path), resolution=16)
     assert len(ds) == 5 and ds.image_shape == [3, 16, 16] and ds.name == "cat_lmdb" and ds.label_dim == 0
     for i in range(5):
         image = ds[i][0]
-        assert image.dtype == np.uint8 and np.array_equal(image, center_crop_reference(jpegs[i], 16))
+        assert image.dtype == np.uint8 and np.array_equal(image, center_crop_reference(encoded[i], 16))
         assert image[0].max() < 200  # The red bars were cropped away.
     assert len(LmdbDataset(str(path), resolution=16, max_images=2)) == 2
     rebuilt = build_dataset(ds.training_set_kwargs)  # A second dataset on the same LMDB in this process.
