@@ -24,7 +24,6 @@ from stylefuse.metrics import (
     MetricOptions,
     MetricsCallback,
     calc_metric,
-    open_dataset,
     report_metric,
     reported_name,
 )
@@ -326,15 +325,94 @@ def test_real_statistics_are_cached_per_options(tmp_path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
+# Several ranks.
+
+def _sharded_worker(rank: int, tmp: str) -> None:
+    torch.set_num_threads(1)  # forked like DataLoader workers, and like them single-threaded
+    torch.distributed.init_process_group("gloo", init_method=f"file://{tmp}/init", rank=rank, world_size=2)
+    try:
+        opts = make_opts(MemoryDataset(random_images(37)), num_gpus=2, rank=rank, batch_size=8,
+                         cache_dir=f"{tmp}/cache", num_gen=20)
+        real = dataset_features(opts, "inception", None, capture_all=True, capture_mean_cov=True)
+        gen = generator_features(opts, "inception", 20, capture_all=True)
+        fid = calc_metric("fid50k_full", opts)["results"]["fid20_full"]
+        fid_cached = calc_metric("fid50k_full", opts)["results"]["fid20_full"]
+        torch.save(dict(real=real.get_all(), mean_cov=real.get_mean_cov(), gen=gen.get_all(), fid=fid,
+                        fid_cached=fid_cached), f"{tmp}/rank{rank}.pt")
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_sharded_features_match_one_process(tmp_path) -> None:
+    # fork: the ranks start at once instead of importing torch and Lightning again (spawn takes 10+ s here).
+    torch.multiprocessing.start_processes(_sharded_worker, args=(str(tmp_path),), nprocs=2, start_method="fork")
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(2)]
+    single = dataset_features(make_opts(MemoryDataset(random_images(37)), batch_size=8), "inception", None,
+                              capture_all=True, capture_mean_cov=True)
+    for out in ranks:
+        torch.testing.assert_close(out["real"], single.get_all())  # same rows in the same order
+        np.testing.assert_allclose(out["mean_cov"][0], single.get_mean_cov()[0], rtol=1e-12)
+        np.testing.assert_allclose(out["mean_cov"][1], single.get_mean_cov()[1], rtol=1e-9, atol=1e-12)
+        assert out["gen"].shape == (20, 8) and out["fid"] == out["fid_cached"] == ranks[0]["fid"]
+    torch.testing.assert_close(ranks[0]["gen"], ranks[1]["gen"])
+    # Ranks draw different latents: the gathered rows interleave two different streams.
+    assert not torch.equal(ranks[0]["gen"][0::2], ranks[0]["gen"][1::2])
+    assert len(os.listdir(tmp_path / "cache" / "gan-metrics")) == 2  # all rows + mean/cov, and FID's mean/cov
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The real detectors' loading code, on random weights placed in a temporary torch hub cache.
+
+def test_inception_detector_loads_weights_from_the_hub_cache(tmp_path, monkeypatch) -> None:
+    fidelity = pytest.importorskip("torch_fidelity.feature_extractor_inceptionv3")
+    with mock.patch.object(fidelity, "load_state_dict_from_url", return_value={}), \
+            mock.patch.object(fidelity.FeatureExtractorInceptionV3, "load_state_dict"):
+        weights = fidelity.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"]).state_dict()
+    name = os.path.basename(fidelity.URL_INCEPTION_V3)
+    os.makedirs(tmp_path / "hub" / "checkpoints")
+    torch.save(weights, tmp_path / "hub" / "checkpoints" / name)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(urllib.request, "urlopen", mock.Mock(side_effect=AssertionError("tried to download")))
+
+    detectors = Detectors()
+    features = detectors.get("inception", torch.device("cpu"))
+    probs = detectors.get("inception_probs", torch.device("cpu"))
+    assert detectors.get("inception", torch.device("cpu")) is features  # built once
+    images = torch.from_numpy(random_images(1, hi=256))
+    f, p = features(images), probs(images)
+    assert f.shape == (1, 2048) and f.dtype == torch.float32 and (f >= 0).all()  # pool features after ReLU
+    assert p.shape == (1, 1008)
+    torch.testing.assert_close(p.sum(1), torch.ones(1))
+    # IS probabilities: softmax of the 1008 logits without the output bias, as the official detector.
+    torch.testing.assert_close(p, (f @ weights["fc.weight"].T).softmax(dim=1))
+    with pytest.raises(Exception, match="uint8"):
+        features(images.float())
+
+
+# ---------------------------------------------------------------------------------------------------------------------
 # Errors.
 
-def test_unknown_metric_and_foreign_dataset_class_are_one_line_errors() -> None:
+def test_unknown_metric_is_a_one_line_error() -> None:
     with pytest.raises(ConfigError, match="unknown metric fid10k_ful; choose from fid50k_full") as err:
         MetricsCallback(metrics=["fid10k_ful"], every_kimg=1)
     assert "\n" not in str(err.value)
-    with pytest.raises(ConfigError, match="'os.system' is not a stylefuse dataset") as err:
-        open_dataset(dict(class_name="os.system", command="touch /tmp/pwned"))
-    assert "\n" not in str(err.value)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Real-set options: *_full metrics rebuild a mirrored training set without mirroring.
+
+def test_full_metrics_use_the_unmirrored_dataset(tmp_path) -> None:
+    from stylefuse.data.toy import ToyDataset
+
+    mirrored = ToyDataset(resolution=32, num_images=12, xflip=True)
+    opts = make_opts(mirrored, num_gen=16, cache_dir=str(tmp_path))
+    calc_metric("fid50k_full", opts)  # full dataset, xflip=False: 12 images
+    calc_metric("fid50k", opts)       # legacy: as trained, mirrored: 24 images
+    counts = sorted(torch.load(tmp_path / "gan-metrics" / f, weights_only=True)["num_items"]
+                    for f in os.listdir(tmp_path / "gan-metrics"))
+    assert counts == [12, 24]
+    with pytest.raises(ConfigError, match="unknown dataset class 'tests.MemoryDataset'"):
+        calc_metric("fid50k_full", make_opts(MemoryDataset(random_images(4)), num_gen=4).with_dataset(resolution=64))
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -2,10 +2,10 @@
 
 from stylefuse.metrics.callback import MetricsCallback
 from stylefuse.metrics.features import Detectors, InceptionV3, LpipsVGG, VGG16Features
-from stylefuse.metrics.options import MetricOptions, open_dataset
+from stylefuse.metrics.options import MetricOptions
 from stylefuse.metrics.registry import calc_metric, list_metrics, register_metric, report_metric, reported_name
 
 __all__ = [
     "Detectors", "InceptionV3", "LpipsVGG", "MetricOptions", "MetricsCallback", "VGG16Features", "calc_metric",
-    "list_metrics", "open_dataset", "register_metric", "report_metric", "reported_name",
+    "list_metrics", "register_metric", "report_metric", "reported_name",
 ]

@@ -16,6 +16,7 @@ Every detector maps uint8 images [N, 3, H, W] (any H, W) to float32 [N, D]; `lpi
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping
 
 import torch
@@ -70,7 +71,9 @@ class LpipsVGG(torch.nn.Module):
         import lpips
 
         self.name = "lpips-vgg"
-        self.net = lpips.LPIPS(net="vgg", pnet_rand=pnet_rand, verbose=False).eval().requires_grad_(False)
+        with warnings.catch_warnings():  # lpips builds torchvision's VGG with the deprecated `pretrained` argument
+            warnings.filterwarnings("ignore", category=UserWarning, module="torchvision")
+            self.net = lpips.LPIPS(net="vgg", pnet_rand=pnet_rand, verbose=False).eval().requires_grad_(False)
 
     def forward(self, img0: torch.Tensor, img1: torch.Tensor) -> torch.Tensor:
         # lpips expects [-1, 1]; the official LPIPS network takes [0, 255] and rescales the same way.

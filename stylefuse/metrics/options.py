@@ -7,15 +7,12 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any, Protocol
 
-import hydra.utils
 import numpy as np
 import torch
 
+from stylefuse.data.datasets import build_dataset
 from stylefuse.errors import ConfigError
 from stylefuse.metrics.features import Detectors
-
-# Official snapshots name the dataset class by its place in NVIDIA's code; ours has the same constructor arguments.
-_OFFICIAL_DATASET_CLASSES = {"training.dataset.ImageFolderDataset": "stylefuse.data.datasets.ImageFolderDataset"}
 
 
 class MetricDataset(Protocol):
@@ -29,21 +26,6 @@ class MetricDataset(Protocol):
     def get_label(self, idx: int) -> np.ndarray: ...
 
 
-def open_dataset(dataset_kwargs: dict[str, Any]) -> MetricDataset:
-    """Builds a dataset from `training_set_kwargs` (`class_name` + constructor kwargs), as stored in snapshots.
-
-    Only classes of `stylefuse.data` are built: network files are untrusted, and a class name in them must not
-    choose what code runs.
-    """
-    kwargs = dict(dataset_kwargs)
-    class_name = kwargs.pop("class_name", None)
-    class_name = _OFFICIAL_DATASET_CLASSES.get(class_name, class_name)
-    if not isinstance(class_name, str) or not class_name.startswith("stylefuse.data."):
-        raise ConfigError(f"dataset class {class_name!r} is not a stylefuse dataset; "
-                          f"pass the real data explicitly, e.g. dataset=folder dataset.path=<folder or zip>")
-    return hydra.utils.get_class(class_name)(**kwargs)
-
-
 @dataclasses.dataclass
 class MetricOptions:
     """Inputs of one metric computation; every rank of a multi-GPU run passes its own `rank` and calls each metric."""
@@ -52,7 +34,7 @@ class MetricOptions:
     dataset_kwargs: dict[str, Any]                       # training_set_kwargs of the real data: cache key and rebuild.
     detectors: Detectors = dataclasses.field(default_factory=Detectors)  # Inception, VGG16, LPIPS (or test stand-ins).
     dataset: MetricDataset | None = None                 # Already built dataset, reused when its kwargs match.
-    dataset_factory: Callable[[dict[str, Any]], MetricDataset] = open_dataset  # Builds the data for other kwargs.
+    dataset_factory: Callable[[dict[str, Any]], MetricDataset] = build_dataset  # Builds data for other kwargs.
     device: torch.device = dataclasses.field(default_factory=lambda: torch.device("cpu"))
     num_gpus: int = 1                                    # Ranks taking part (torch.distributed initialized if > 1).
     rank: int = 0                                        # This process's rank.

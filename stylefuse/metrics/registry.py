@@ -3,7 +3,7 @@
 Sample counts: `MetricOptions.num_gen` replaces the official number of generated images (50k) and
 `MetricOptions.max_real` caps the real images. A metric run with `num_gen` set is reported under a name that says
 so: the '50k' of the official name becomes the count (`fid50k_full` with num_gen=1000 -> `fid1k_full`, with 500 ->
-`fid500_full`); PPL names carry no count and stay as they are.
+`fid500_full`, `pr50k3_full` with 500 -> `pr500_3_full`); PPL names carry no count and stay as they are.
 """
 
 from __future__ import annotations
@@ -45,10 +45,11 @@ def check_metrics(metrics: list[str]) -> None:
 
 def reported_name(metric: str, num_gen: int | None) -> str:
     """The official name, or with '50k' replaced by the actual count when `num_gen` overrides it."""
-    if num_gen is None:
+    if num_gen is None or "50k" not in metric:
         return metric
     count = f"{num_gen // 1000}k" if num_gen % 1000 == 0 else str(num_gen)
-    return metric.replace("50k", count, 1)
+    head, tail = metric.split("50k", 1)
+    return f"{head}{count}{'_' if tail[:1].isdigit() and not count.endswith('k') else ''}{tail}"
 
 
 def format_time(seconds: float) -> str:
