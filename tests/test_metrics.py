@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import urllib.request
 from unittest import mock
 
@@ -16,7 +18,9 @@ import pytest
 import pytorch_lightning as pl
 import scipy.linalg
 import torch
+from hydra import compose, initialize_config_dir
 
+from stylefuse.config import CONF_DIR
 from stylefuse.errors import ConfigError
 from stylefuse.metrics import (
     Detectors,
@@ -27,14 +31,16 @@ from stylefuse.metrics import (
     report_metric,
     reported_name,
 )
+from stylefuse.metrics import features as metric_features
 from stylefuse.metrics.collect import dataset_features, generator_features
 from stylefuse.metrics.fid import frechet_distance
 from stylefuse.metrics.inception_score import inception_score
+from stylefuse.metrics.job import run
 from stylefuse.metrics.kid import kernel_distance
 from stylefuse.metrics.ppl import filtered_mean, slerp
 from stylefuse.metrics.precision_recall import precision_recall
 from stylefuse.metrics.stats import FeatureStats
-from stylefuse.nn import Generator
+from stylefuse.nn import Discriminator, Generator
 
 
 class MemoryDataset(torch.utils.data.Dataset):
@@ -469,3 +475,74 @@ def test_callback_evaluates_at_kimg_multiples_and_writes_jsonl(tmp_path, num_bat
     assert trainer.callback_metrics["metrics/fid16_full"].item() == pytest.approx(fids[-1])
     csv = (tmp_path / "log" / "version_0" / "metrics.csv").read_text().splitlines()
     assert "metrics/fid16_full" in csv[0] and "progress/kimg" in csv[0] and len(csv) == 1 + len(expected_kimg)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Standalone job: python -m stylefuse.metrics.
+
+def write_snapshot(path, training_set_kwargs: dict | None) -> Generator:
+    from stylefuse.legacy import save_network_snapshot
+
+    G = tiny_generator()
+    D = Discriminator(c_dim=0, img_resolution=32, img_channels=3, channel_base=512, channel_max=32)
+    save_network_snapshot(path, G, D, G, augment_p=None, training_set_kwargs=training_set_kwargs, kimg=1.0)
+    return G
+
+
+def compose_metrics(overrides: list[str]):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose("metrics", overrides=overrides)
+
+
+@pytest.fixture
+def stand_in_detectors(monkeypatch, lpips_vgg) -> None:
+    """Registers the small detectors under the standard names, as the job builds its own `Detectors`."""
+    monkeypatch.setitem(metric_features.DETECTOR_FACTORIES, "inception", RandomFeatures)
+    monkeypatch.setitem(metric_features.DETECTOR_FACTORIES, "lpips_vgg", lambda: lpips_vgg)
+
+
+QUICK = ["num_gen=16", "batch_size=16", "device=cpu", "verbose=false", "num_workers=0"]
+
+
+def test_job_uses_the_networks_training_set_and_writes_jsonl_beside_it(tmp_path, capsys, stand_in_detectors) -> None:
+    toy = dict(class_name="stylefuse.data.toy.ToyDataset", resolution=32, num_images=12, seed=0, use_labels=False,
+               xflip=True, max_size=None, random_seed=0)
+    network = tmp_path / "run" / "network-snapshot-000001.pt"
+    write_snapshot(network, toy)
+    cfg = compose_metrics([f"network={network}", "metrics=[fid50k_full,ppl2_wend]", f"cache_dir={tmp_path}/cache",
+                           *QUICK])
+    results = run(cfg)
+
+    assert [r["metric"] for r in results] == ["fid16_full", "ppl2_wend"]
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    for name, line in zip(["fid16_full", "ppl2_wend"], printed, strict=True):
+        assert line["snapshot_pkl"] == network.name and line["metric"] == name
+        assert json.loads((network.parent / f"metric-{name}.jsonl").read_text()) == line
+    assert printed[0]["results"]["fid16_full"] > 0 and printed[1]["results"]["ppl2_wend"] > 0
+    (stats,) = os.listdir(tmp_path / "cache" / "gan-metrics")
+    assert stats.startswith("toy-random-")
+    assert torch.load(tmp_path / "cache" / "gan-metrics" / stats, weights_only=True)["num_items"] == 12  # unmirrored
+
+
+def test_job_reads_the_dataset_config_when_given(tmp_path, capsys, stand_in_detectors) -> None:
+    network = tmp_path / "net.pt"
+    write_snapshot(network, None)
+    cfg = compose_metrics([f"network={network}", "dataset=toy", "dataset.num_images=10", f"cache_dir={tmp_path}/c",
+                           *QUICK])
+    (result,) = run(cfg)
+    assert result["metric"] == "fid16_full" and np.isfinite(result["results"]["fid16_full"])
+    (stats,) = os.listdir(tmp_path / "c" / "gan-metrics")
+    assert torch.load(tmp_path / "c" / "gan-metrics" / stats, weights_only=True)["num_items"] == 10
+
+    cfg = compose_metrics([f"network={network}", *QUICK])  # dataset=folder without a path, nothing in the file
+    with pytest.raises(ConfigError, match="does not say which data it was trained on; pass dataset=<option>"):
+        run(cfg)
+
+
+@pytest.mark.slow
+def test_job_command_line_reports_errors_in_one_line(tmp_path) -> None:
+    cmd = [sys.executable, "-m", "stylefuse.metrics", f"network={tmp_path}/missing.pkl", "metrics=[fid50k_full]",
+           f"hydra.run.dir={tmp_path}/out"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("error: network file not found") and result.stderr.count("\n") == 1
