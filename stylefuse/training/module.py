@@ -234,6 +234,10 @@ class StyleGAN2Module(pl.LightningModule):
             self._finish_gradients(module)
             opt.step()
 
+        if self._distributed:
+            # w_avg moved with each rank's own samples; its update is linear, so the mean over ranks is exactly the
+            # update one device would have made with the whole batch.
+            self.G.mapping.w_avg.copy_(self._reduce_mean(self.G.mapping.w_avg))
         self._update_ema()
         self.cur_nimg += self.hparams.batch_size
         self.batch_idx += 1
@@ -259,6 +263,19 @@ class StyleGAN2Module(pl.LightningModule):
 
     def _reduce_mean(self, value: torch.Tensor) -> torch.Tensor:
         return self._reduce_sum(value) / dist.get_world_size() if self._distributed else value
+
+    def check_ddp_consistency(self) -> None:
+        """Raises if any rank's weights or buffers drifted from rank 0's (they must stay bit-identical)."""
+        if not self._distributed:
+            return
+        for name, tensor in list(self.named_parameters()) + list(self.named_buffers()):
+            if tensor.numel() == 0 or name in ("label_bank", "ada.sign_sum", "ada.sign_count"):  # rank-local by design
+                continue
+            reference = tensor.detach().clone()
+            dist.broadcast(reference, src=0)
+            if not torch.equal(tensor.detach(), reference):
+                raise RuntimeError(f"ranks disagree on {name} (rank {dist.get_rank()}): distributed training is out "
+                                   f"of sync; please report this with the run's config")
 
     def _finish_gradients(self, module: torch.nn.Module) -> None:
         """Averages gradients over ranks (one flat all-reduce), then replaces NaN/Inf as the official loop does."""
