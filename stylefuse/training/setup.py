@@ -33,7 +33,7 @@ def resolve_model_spec(model: DictConfig | dict, resolution: int, gpus: int) -> 
                         channel_base=int((1 if resolution >= 512 else 0.5) * 32768),
                         lrate=0.002 if resolution >= 1024 else 0.0025, gamma=0.0002 * resolution**2 / batch,
                         ema_kimg=batch * 10 / 32)
-        spec = {**computed, **{k: v for k, v in spec.items() if v is not None}}
+        spec.update({key: value for key, value in computed.items() if spec.get(key) is None})
     missing = [k for k in ("batch_size", "mbstd_group", "channel_base", "lrate", "gamma", "ema_kimg") if
                spec.get(k) is None]
     if missing:
