@@ -247,6 +247,16 @@ def test_generated_metrics_are_seeded_and_named_by_count(tmp_path) -> None:
     assert first["num_gpus"] == 1 and first["total_time"] > 0
     assert np.isfinite(first["results"]["fid48_full"]) and first["results"]["fid48_full"] > 0
     assert calc_metric("fid50k_full", opts)["results"] == first["results"]
+    torch.manual_seed(5)
+    with torch.no_grad():  # per-pixel noise now matters: it must come from the seeded stream too
+        for name, param in opts.G.named_parameters():
+            if name.endswith("noise_strength"):
+                param.fill_(0.5)
+    noisy = calc_metric("fid50k_full", opts)["results"]
+    after = torch.randn(3)
+    torch.manual_seed(5)
+    torch.testing.assert_close(after, torch.randn(3))  # the caller's random stream is left where it was
+    assert calc_metric("fid50k_full", opts)["results"] == noisy != first["results"]
     assert calc_metric("fid50k_full", make_opts(dataset, num_gen=48, seed=1))["results"] != first["results"]
     pr = calc_metric("pr50k3_full", opts)["results"]
     assert set(pr) == {"pr48_3_full_precision", "pr48_3_full_recall"} and all(0 <= v <= 1 for v in pr.values())
@@ -453,6 +463,7 @@ class MemoryDataModule(pl.LightningDataModule):
         return torch.utils.data.DataLoader(self.dataset, batch_size=4)
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")  # Lightning's notes on this minimal module
 @pytest.mark.parametrize("num_batches, expected_kimg", [
     (6, [0.004, 0.012, 0.02, 0.024]),  # first batch, each 0.01 crossed, and the end of training
     (5, [0.004, 0.012, 0.02]),         # the last batch already evaluated: no second line at the end

@@ -48,6 +48,7 @@ class MetricsCallback(pl.Callback):
                             batch_gen=batch_gen, num_workers=num_workers, verbose=verbose)
         self.device = device
         self.detectors = Detectors(detectors)
+        self.dataset_cache: dict = {}  # real sets rebuilt with other kwargs (e.g. unmirrored), kept across evaluations
         self._last_tick = -1
         self._last_kimg: float | None = None
 
@@ -71,7 +72,7 @@ class MetricsCallback(pl.Callback):
             return {}
         dataset = trainer.datamodule.dataset
         opts = MetricOptions(G=pl_module.G_ema, dataset_kwargs=dict(dataset.training_set_kwargs),
-                             detectors=self.detectors, dataset=dataset,
+                             detectors=self.detectors, dataset=dataset, dataset_cache=self.dataset_cache,
                              device=torch.device(self.device) if self.device else pl_module.device,
                              num_gpus=trainer.world_size, rank=trainer.global_rank, **self.options)
         values = {}

@@ -54,8 +54,9 @@ def dataset_features(opts: MetricOptions, detector: str, max_items: int | None, 
     items = [(i * opts.num_gpus + opts.rank) % num_items for i in range((num_items - 1) // opts.num_gpus + 1)]
     loader = torch.utils.data.DataLoader(dataset, sampler=items, batch_size=opts.batch_size,
                                          num_workers=opts.num_workers, pin_memory=opts.device.type == "cuda")
-    with tqdm.tqdm(total=num_items, desc=f"{dataset.name} features ({detector})", unit="img",
-                   disable=not (opts.verbose and opts.rank == 0)) as bar:
+    # Seeded only so that the DataLoader's draw from torch's RNG leaves the caller's stream alone.
+    with opts.seeded_torch(), tqdm.tqdm(total=num_items, desc=f"{dataset.name} features ({detector})", unit="img",
+                                        disable=not (opts.verbose and opts.rank == 0)) as bar:
         for images, _labels in loader:
             images = images.to(opts.device)
             if images.shape[1] == 1:
@@ -81,14 +82,14 @@ def generator_features(opts: MetricOptions, detector: str, max_items: int, captu
     G = copy.deepcopy(opts.G).eval().requires_grad_(False).to(opts.device)
     dataset = opts.open_dataset()
     net = opts.detectors.get(detector, opts.device, opts.rank, opts.num_gpus)
-    rng, gen = opts.rng(stream=0), opts.torch_rng(stream=1)
+    rng = opts.rng(stream=0)
     stats = FeatureStats(capture_all=capture_all, capture_mean_cov=capture_mean_cov, max_items=max_items)
-    with tqdm.tqdm(total=max_items, desc=f"generated features ({detector})", unit="img",
-                   disable=not (opts.verbose and opts.rank == 0)) as bar:
+    with opts.seeded_torch(), tqdm.tqdm(total=max_items, desc=f"generated features ({detector})", unit="img",
+                                        disable=not (opts.verbose and opts.rank == 0)) as bar:
         while not stats.is_full():
             images = []
             for _ in range(opts.batch_size // opts.batch_gen):
-                z = torch.randn([opts.batch_gen, G.z_dim], device=opts.device, generator=gen)
+                z = torch.randn([opts.batch_gen, G.z_dim], device=opts.device)
                 c = sample_labels(opts, dataset, opts.batch_gen, rng)
                 images.append(generated_to_uint8(G(z, c)))
             images = torch.cat(images)  # [batch_size, C, H, W] uint8

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 import numpy as np
@@ -34,6 +35,7 @@ class MetricOptions:
     dataset_kwargs: dict[str, Any]                       # training_set_kwargs of the real data: cache key and rebuild.
     detectors: Detectors = dataclasses.field(default_factory=Detectors)  # Inception, VGG16, LPIPS (or test stand-ins).
     dataset: MetricDataset | None = None                 # Already built dataset, reused when its kwargs match.
+    dataset_cache: dict[str, MetricDataset] = dataclasses.field(default_factory=dict)  # Datasets built so far.
     dataset_factory: Callable[[dict[str, Any]], MetricDataset] = build_dataset  # Builds data for other kwargs.
     device: torch.device = dataclasses.field(default_factory=lambda: torch.device("cpu"))
     num_gpus: int = 1                                    # Ranks taking part (torch.distributed initialized if > 1).
@@ -54,7 +56,6 @@ class MetricOptions:
             raise ConfigError(f"metrics batch_size {self.batch_size} is not a multiple of batch_gen {self.batch_gen}; "
                               f"change one of them")
         self.device = torch.device(self.device)
-        self._datasets: dict[str, MetricDataset] = {}
 
     def with_dataset(self, **overrides: Any) -> MetricOptions:
         """The same options on real data with some kwargs replaced (e.g. `xflip=False, max_size=None`).
@@ -71,9 +72,9 @@ class MetricOptions:
         if self.dataset is not None and self.dataset.training_set_kwargs == self.dataset_kwargs:
             return self.dataset
         key = repr(sorted(self.dataset_kwargs.items()))
-        if key not in self._datasets:
-            self._datasets[key] = self.dataset_factory(self.dataset_kwargs)
-        return self._datasets[key]
+        if key not in self.dataset_cache:
+            self.dataset_cache[key] = self.dataset_factory(self.dataset_kwargs)
+        return self.dataset_cache[key]
 
     def gen_count(self, official: int) -> int:
         return official if self.num_gen is None else self.num_gen
@@ -87,5 +88,16 @@ class MetricOptions:
         """A NumPy generator per (seed, rank, stream): reproducible, and different on every rank."""
         return np.random.RandomState([self.seed, self.rank, stream])
 
-    def torch_rng(self, stream: int) -> torch.Generator:
-        return torch.Generator(self.device).manual_seed(int(self.rng(stream).randint(2**31)))
+    @contextlib.contextmanager
+    def seeded_torch(self) -> Iterator[None]:
+        """Torch's RNG seeded per (seed, rank) inside, restored afterwards: the same latents and noise at every
+        evaluation, and training draws the same random numbers with or without metrics. Every pass that draws
+        random numbers runs inside one of its own, so a cached real pass does not shift the generated samples."""
+        cuda = self.device.type == "cuda"
+        with torch.random.fork_rng(devices=[self.device] if cuda else []):
+            seed = int(self.rng(stream=99).randint(2**31))
+            torch.random.default_generator.manual_seed(seed)
+            if cuda:  # only the metrics device: other GPUs' generators are not restored by fork_rng
+                with torch.cuda.device(self.device):
+                    torch.cuda.manual_seed(seed)
+            yield

@@ -47,11 +47,11 @@ class PathLengthSampler(torch.nn.Module):
         self.crop = crop
 
     @torch.no_grad()
-    def forward(self, c: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    def forward(self, c: torch.Tensor) -> torch.Tensor:
         """c [N, c_dim] -> [N] path-length samples."""
         G, n, device = self.G, c.shape[0], c.device
-        t = torch.rand([n], device=device, generator=gen) * (1 if self.sampling == "full" else 0)
-        z0, z1 = torch.randn([n * 2, G.z_dim], device=device, generator=gen).chunk(2)
+        t = torch.rand([n], device=device) * (1 if self.sampling == "full" else 0)
+        z0, z1 = torch.randn([n * 2, G.z_dim], device=device).chunk(2)
 
         if self.space == "w":
             w0, w1 = G.mapping(torch.cat([z0, z1]), torch.cat([c, c])).chunk(2)  # [N, num_ws, w_dim] each
@@ -65,7 +65,7 @@ class PathLengthSampler(torch.nn.Module):
         # Both ends of a path share one noise draw; a new one per batch.
         for name, buf in G.named_buffers():
             if name.endswith(".noise_const"):
-                buf.copy_(torch.randn(buf.shape, device=device, generator=gen))
+                buf.copy_(torch.randn_like(buf))
         img = G.synthesis(torch.cat([wt0, wt1]), noise_mode="const", force_fp32=True)  # [2N, C, H, W]
 
         if self.crop:
@@ -96,10 +96,11 @@ def compute_ppl(opts: MetricOptions, num_samples: int, epsilon: float, space: st
     dataset = opts.open_dataset()
     lpips = opts.detectors.get("lpips_vgg", opts.device, opts.rank, opts.num_gpus)
     sampler = PathLengthSampler(opts.G, lpips, epsilon, space, sampling, crop).to(opts.device)
-    rng, gen = opts.rng(stream=3), opts.torch_rng(stream=4)
+    rng = opts.rng(stream=3)
     dist = []
-    for _ in tqdm.trange(0, num_samples, batch_size * opts.num_gpus, desc="ppl sampling", unit="batch",
-                         disable=not (opts.verbose and opts.rank == 0)):
-        c = sample_labels(opts, dataset, batch_size, rng)
-        dist.append(gather_rows(sampler(c, gen), opts.num_gpus))
+    with opts.seeded_torch():
+        for _ in tqdm.trange(0, num_samples, batch_size * opts.num_gpus, desc="ppl sampling", unit="batch",
+                             disable=not (opts.verbose and opts.rank == 0)):
+            c = sample_labels(opts, dataset, batch_size, rng)
+            dist.append(gather_rows(sampler(c), opts.num_gpus))
     return filtered_mean(torch.cat(dist)[:num_samples].cpu().numpy())
