@@ -113,6 +113,18 @@ def test_transfer_from_a_network_file_copies_the_weights(trained, tmp_path):
 
 
 @pytest.mark.slow
+def test_wandb_logs_scalars_and_grids_offline_without_login(tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc: not logged in
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    cfg = compose_train(tmp_path, ["logger=wandb", "total_kimg=0.016", "snapshot_kimg=0.008"])
+    assert cfg.logger.wandb.offline is True
+    run_train(cfg)
+    (run,) = (tmp_path / "wandb").glob("offline-run-*")
+    assert list(run.glob("*.wandb")) and len(list((run / "files" / "media" / "images").rglob("*.png"))) >= 2
+
+
+@pytest.mark.slow
 def test_cli_sweep_and_one_line_errors(tmp_path):
     sweep = subprocess.run([sys.executable, str(REPO / "train.py"), "-m", "loss.r1_gamma=1,10", *TINY,
                             "total_kimg=0.016", "logger=none", f"hydra.sweep.dir={tmp_path / 'sweep'}"],

@@ -147,7 +147,7 @@ class KimgProgressBar(ProgressBar):
         if self._enabled and trainer.is_global_zero:
             total = pl_module.hparams.total_kimg
             self._bar = tqdm(total=total, initial=pl_module.kimg, unit="kimg", dynamic_ncols=True,
-                             bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} kimg [{elapsed}<{remaining}{postfix}]")
+                             bar_format="{l_bar}{bar}| {n:.2f}/{total:.2f} kimg [{elapsed}<{remaining}{postfix}]")
             self._shown_kimg = pl_module.kimg
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch,
