@@ -99,6 +99,15 @@ def test_experiments_reproduce_the_paper_runs():
         assert cfg.total_kimg == 5000 and list(cfg.metrics) == ["fid50k_full"] and cfg.metrics_kimg == 200
 
 
+def test_slurm_launcher_sends_one_task_per_gpu():
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4"],
+                      return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert launcher.tasks_per_node == launcher.gpus_per_node == 4
+
+
 def test_unknown_key_is_rejected():
     with pytest.raises(ConfigCompositionException, match="r1_gama"):
         compose_train(["loss.r1_gama=1"])
