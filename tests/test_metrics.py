@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from unittest import mock
 
@@ -21,7 +22,7 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from stylefuse.config import CONF_DIR
-from stylefuse.errors import ConfigError
+from stylefuse.errors import ConfigError, NetworkFileError
 from stylefuse.metrics import (
     Detectors,
     LpipsVGG,
@@ -403,6 +404,19 @@ def test_inception_detector_loads_weights_from_the_hub_cache(tmp_path, monkeypat
     torch.testing.assert_close(p, (f @ weights["fc.weight"].T).softmax(dim=1))
     with pytest.raises(Exception, match="uint8"):
         features(images.float())
+
+
+def test_missing_detector_weights_are_a_one_line_error(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+
+    def offline():
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+    with pytest.raises(NetworkFileError, match=r"cannot load the weights of the vgg16 metric detector \(<urlopen "
+                                               r"error \[Errno -2\] Name or service not known>\); they are downloaded "
+                                               r"once into .*/hub/checkpoints") as err:
+        Detectors(factories={"vgg16": offline}).get("vgg16", torch.device("cpu"))
+    assert "\n" not in str(err.value)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -48,7 +49,7 @@ class MetricsCallback(pl.Callback):
                             batch_gen=batch_gen, num_workers=num_workers, verbose=verbose)
         self.device = device
         self.detectors = Detectors(detectors)
-        self.dataset_cache: dict = {}  # real sets rebuilt with other kwargs (e.g. unmirrored), kept across evaluations
+        self.dataset_cache: dict[str, Any] = {}  # real sets rebuilt with other kwargs (e.g. unmirrored), kept
         self._last_tick = -1
         self._last_kimg: float | None = None
 

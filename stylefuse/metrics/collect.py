@@ -10,7 +10,7 @@ import torch
 import tqdm
 
 from stylefuse.metrics.features import detector_name
-from stylefuse.metrics.options import MetricOptions
+from stylefuse.metrics.options import MetricDataset, MetricOptions
 from stylefuse.metrics.stats import FeatureStats
 from stylefuse.metrics.stats_cache import stats_cache_file
 from stylefuse.utils.images import generated_to_uint8
@@ -69,7 +69,7 @@ def dataset_features(opts: MetricOptions, detector: str, max_items: int | None, 
     return stats
 
 
-def sample_labels(opts: MetricOptions, dataset, num: int, rng: np.random.RandomState) -> torch.Tensor:
+def sample_labels(opts: MetricOptions, dataset: MetricDataset, num: int, rng: np.random.RandomState) -> torch.Tensor:
     """Labels of `num` random dataset items, [num, label_dim] float32 on the device (c of the generated images)."""
     c = np.stack([dataset.get_label(rng.randint(len(dataset))) for _ in range(num)])
     return torch.from_numpy(c.astype(np.float32)).to(opts.device)

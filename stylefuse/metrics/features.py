@@ -21,6 +21,8 @@ from collections.abc import Callable, Mapping
 
 import torch
 
+from stylefuse.errors import NetworkFileError
+
 
 class InceptionV3(torch.nn.Module):
     """FID Inception-v3: uint8 [N, 3, H, W] -> [N, 2048] pool features or [N, 1008] class probabilities."""
@@ -106,11 +108,22 @@ class Detectors:
                 # Rank 0 downloads the weights first; the others then read them from the cache.
                 if rank != 0 and num_gpus > 1:
                     torch.distributed.barrier()
-                module = self.factories[name]()
+                module = build_detector(name, self.factories[name])
                 if rank == 0 and num_gpus > 1:
                     torch.distributed.barrier()
             self._built[key] = module.eval().requires_grad_(False).to(device)
         return self._built[key]
+
+
+def build_detector(name: str, factory: Callable[[], torch.nn.Module]) -> torch.nn.Module:
+    """Runs `factory`, turning a failed weight download or a damaged weight file into a one-line error."""
+    try:
+        return factory()
+    except (OSError, RuntimeError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise NetworkFileError(f"cannot load the weights of the {name} metric detector ({reason}); they are downloaded "
+                               f"once into {torch.hub.get_dir()}/checkpoints: check the internet connection, or copy "
+                               f"the file there (set TORCH_HOME to use another folder)") from err
 
 
 def detector_name(detector: torch.nn.Module) -> str:
