@@ -21,6 +21,7 @@ import copy
 import logging
 import math
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from stylefuse.errors import ConfigError
+from stylefuse.generate import load_generator, resolve_device
 from stylefuse.projection_io import (
     VIDEO_HINT,
     TargetError,
@@ -66,15 +68,16 @@ def latent_noise_scale(t: float, w_std: float, initial_noise_factor: float, nois
 
 
 @torch.no_grad()
-def compute_w_stats(G: torch.nn.Module, num_samples: int, device: torch.device) -> tuple[torch.Tensor, float]:
+def compute_w_stats(G: torch.nn.Module, num_samples: int, device: torch.device) -> tuple[torch.Tensor, np.float32]:
     """W midpoint [1, 1, w_dim] and scalar std (sqrt of the total variance) over mapped RandomState(123) z's."""
     z = np.random.RandomState(123).randn(num_samples, G.z_dim)
     w = G.mapping(torch.from_numpy(z).to(device), None)[:, :1, :]  # [num_samples, 1, w_dim]
-    # Reduced in float32 numpy, as the official code does.
+    # Reduced in float32 numpy, and w_std kept a numpy float32, so the latent noise scale is computed in float32
+    # exactly as the official code computes it.
     w = w.cpu().numpy().astype(np.float32)
     w_avg = np.mean(w, axis=0, keepdims=True)
-    w_std = (np.sum((w - w_avg) ** 2) / num_samples) ** 0.5
-    return torch.from_numpy(w_avg).to(device), float(w_std)
+    w_std = np.float32(np.sum((w - w_avg) ** 2) / num_samples) ** 0.5
+    return torch.from_numpy(w_avg).to(device), w_std
 
 
 def noise_regularization(noise_bufs: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -100,24 +103,33 @@ def normalize_noise_(noise_bufs: Sequence[torch.Tensor]) -> None:
 
 
 class LpipsDistance(torch.nn.Module):
-    """LPIPS between images in [0, 255], split into features and distance so a target's features are computed once."""
+    """LPIPS between images in [0, 255] in the form the official projector uses: each image becomes one feature
+    vector, the unit-normalized VGG features of every layer scaled by sqrt(LPIPS layer weight / (H * W)) and
+    concatenated, and the distance is the squared L2 distance of two vectors (= the LPIPS distance). A target's
+    vector is computed once per projection."""
 
     def __init__(self, lpips_model: lpips.LPIPS):
         super().__init__()
-        if not lpips_model.lpips:
-            raise ConfigError("the projector needs the learned LPIPS weights: set projector.lpips_model.lpips=true")
         self.model = lpips_model.eval().requires_grad_(False)
+        weights = [lin.model[-1].weight for lin in self.model.lins] if self.model.lpips else []
+        if not weights or min(float(w.min()) for w in weights) < 0:
+            raise ConfigError("the projector needs LPIPS's learned, non-negative layer weights: set "
+                              "projector.lpips_model.lpips=true and pretrained=true")
 
-    def features(self, img: torch.Tensor) -> list[torch.Tensor]:  # [N, C, H, W] in [0, 255] -> unit-norm features
+    def features(self, img: torch.Tensor) -> torch.Tensor:  # [N, C, H, W] in [0, 255] -> [N, num_features]
         if img.shape[1] == 1:
             img = img.repeat(1, 3, 1, 1)
         if img.shape[2] > 256:
             img = F.interpolate(img, size=(256, 256), mode="area")  # VGG was built for 224x224 images.
         x = self.model.scaling_layer(img / 127.5 - 1)
-        return [lpips.normalize_tensor(f) for f in self.model.net(x)]
+        feats = []
+        for lin, f in zip(self.model.lins, self.model.net(x)):
+            scale = (lin.model[-1].weight.reshape(1, -1, 1, 1) / (f.shape[2] * f.shape[3])).sqrt()
+            feats.append((lpips.normalize_tensor(f) * scale).flatten(1))
+        return torch.cat(feats, dim=1)
 
-    def distance(self, feats0: list[torch.Tensor], feats1: list[torch.Tensor]) -> torch.Tensor:  # -> [N]
-        return sum(lin((f0 - f1).square()).mean(dim=[1, 2, 3]) for lin, f0, f1 in zip(self.model.lins, feats0, feats1))
+    def distance(self, feats0: torch.Tensor, feats1: torch.Tensor) -> torch.Tensor:  # -> [N]
+        return (feats0 - feats1).square().sum(dim=1)
 
 
 @dataclass
@@ -238,26 +250,26 @@ def build_projector(G: torch.nn.Module, projector_cfg: DictConfig, device: str |
     LPIPS model with a random trunk draws its weights from them)."""
     np.random.seed(projector_cfg.seed)
     torch.manual_seed(projector_cfg.seed)
-    return hydra.utils.instantiate(projector_cfg, G=G, device=device)
+    with warnings.catch_warnings():  # lpips calls torchvision with its deprecated `pretrained` argument
+        warnings.filterwarnings("ignore", category=UserWarning, module="torchvision")
+        return hydra.utils.instantiate(projector_cfg, G=G, device=device)
 
 
-def project_files(G: torch.nn.Module, projector: Projector, paths: Sequence[Path], out_dirs: Sequence[Path],
-                  batch_size: int, video: bool = False, progress: bool = True) -> tuple[np.ndarray, np.ndarray,
-                                                                                        np.ndarray, list[dict]]:
-    """Projects image files in batches and writes each one's results to its folder in `out_dirs`.
+def project_targets(G: torch.nn.Module, projector: Projector, targets: np.ndarray, out_dirs: Sequence[Path],
+                    batch_size: int, video: bool = False, progress: bool = True) -> tuple[np.ndarray, np.ndarray,
+                                                                                          list[dict]]:
+    """Projects uint8 targets [N, C, H, W] in batches and writes each one's results to its folder in `out_dirs`.
 
-    Returns ws [N, num_ws, w_dim] float32, targets and projections uint8 [N, C, H, W], and per-image metrics.
+    Returns ws [N, num_ws, w_dim] float32, projections uint8 [N, C, H, W] and per-image metrics.
     """
     if batch_size < 1:
         raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
-    # Read every target before the long work starts, so a bad file fails at once.
-    targets = np.stack([load_target(p, G.img_resolution, G.img_channels) for p in paths])
     ws, projs, metrics = [], [], []
-    num_batches = math.ceil(len(paths) / batch_size)
-    for batch_idx, start in enumerate(range(0, len(paths), batch_size)):
+    num_batches = math.ceil(len(targets) / batch_size)
+    for batch_idx, start in enumerate(range(0, len(targets), batch_size)):
         batch = slice(start, start + batch_size)
         if progress:
-            log.info(f"batch {batch_idx + 1}/{num_batches}: {', '.join(p.name for p in paths[batch])}")
+            log.info(f"batch {batch_idx + 1}/{num_batches}: {', '.join(Path(d).name for d in out_dirs[batch])}")
         target = torch.from_numpy(targets[batch])
         result = projector.project(target, record_steps=video, progress=progress)
         proj = render(G, result.ws)
@@ -272,7 +284,12 @@ def project_files(G: torch.nn.Module, projector: Projector, paths: Sequence[Path
         ws.append(result.ws.cpu().numpy())
         projs.append(proj.numpy())
         metrics += batch_metrics
-    return np.concatenate(ws), targets, np.concatenate(projs), metrics
+    return np.concatenate(ws), np.concatenate(projs), metrics
+
+
+def load_targets(paths: Sequence[Path], G: torch.nn.Module) -> np.ndarray:
+    """Target files -> uint8 [N, C, H, W] at G's resolution; read before the long work, so a bad file fails at once."""
+    return np.stack([load_target(p, G.img_resolution, G.img_channels) for p in paths])
 
 
 @torch.no_grad()
@@ -299,26 +316,10 @@ def project_image_file(G: torch.nn.Module, path: str | os.PathLike, projector_cf
     its w [1, num_ws, w_dim] float32 (the fusion job's entry point)."""
     if Path(path).is_dir():
         raise TargetError(f"{path} is a folder; give one image file here")
-    paths = list_targets(path)
+    targets = load_targets(list_targets(path), G)
     projector = build_projector(G, projector_cfg, device)
-    ws, _, _, _ = project_files(G, projector, paths, [Path(out_dir)], batch_size=1)
+    ws, _, _ = project_targets(G, projector, targets, [Path(out_dir)], batch_size=1)
     return ws
-
-
-def resolve_device(device: str) -> torch.device:
-    """'auto' -> cuda when available, else cpu; one-line error for cuda without a GPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device={device} but no CUDA GPU is visible; use device=cpu")
-    return torch.device(device)
-
-
-def load_generator(network: str, device: torch.device) -> torch.nn.Module:
-    """G_ema of a network pickle, checkpoint, URL or known name."""
-    from stylefuse.legacy import load_network_pkl
-
-    return load_network_pkl(network, device=device)["G_ema"]
 
 
 def run_projection(cfg: DictConfig) -> float:
@@ -336,12 +337,13 @@ def run_projection(cfg: DictConfig) -> float:
 
     log.info(f"Loading network {cfg.network}")
     G = load_generator(cfg.network, device)
+    targets = load_targets(paths, G)
     projector = build_projector(G, cfg.projector, device)
     out_dir = Path(cfg.paths.output_dir)
     log.info(f"Projecting {len(paths)} image(s) into {projector.space.upper()} ({projector.num_steps} steps, "
              f"batches of {cfg.batch_size}) -> {out_dir}")
-    _, targets, projs, metrics = project_files(G, projector, paths, [out_dir / p.stem for p in paths],
-                                               cfg.batch_size, video=video)
+    _, projs, metrics = project_targets(G, projector, targets, [out_dir / p.stem for p in paths], cfg.batch_size,
+                                        video=video)
     save_summary(out_dir / "summary.png", targets, projs)
     mean_lpips = float(np.mean([m["lpips"] for m in metrics]))
     log.info(f"Done: mean LPIPS {mean_lpips:.4f}; results in {out_dir}")
