@@ -224,7 +224,7 @@ class Projector:
                 w_steps[step] = w_opt.detach()
             normalize_noise_(noise_bufs)
             if progress and (step % 10 == 0 or step == self.num_steps - 1):
-                bar.set_postfix(dist=f"{float(dist.mean()):.4f}", loss=f"{float(loss.mean()):.4f}")
+                bar.set_postfix(dist=f"{dist.detach().mean().item():.4f}", loss=f"{loss.detach().mean().item():.4f}")
 
         return Projection(
             ws=w_opt.detach().repeat([1, G.num_ws // L, 1]),
