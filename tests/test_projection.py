@@ -413,7 +413,7 @@ def test_wplus_config_differs_from_official_only_in_space():
         (1000, 10000, 0.1, 1e5, 303)
 
 
-def test_build_projector_is_seeded(tmp_path):
+def test_build_projector_is_seeded():
     cfg = compose_project("projector.w_avg_samples=100").projector
     a, b = build_projector(tiny_G(), cfg, "cpu"), build_projector(tiny_G(), cfg, "cpu")
     # A random LPIPS trunk comes out the same: the projector is reproducible from its config alone.
@@ -427,3 +427,69 @@ def test_bench_project_reports_rates(capsys):
     assert last == (f"proj_per_min={result['proj_per_min']:.2f} peak_rss_mb={result['peak_rss_mb']} "
                     f"batch_speedup={result['batch_speedup']:.2f}")
     assert result["proj_per_min"] > 0 and result["peak_rss_mb"] > 0 and result["batch_speedup"] > 0
+
+
+def test_grayscale_network(tmp_path):
+    torch.manual_seed(0)
+    G = Generator(**{**TINY_G, "img_channels": 1}).eval()
+    path = save_png(tmp_path / "rgb.png", np.random.RandomState(0).randint(0, 256, [3, 32, 32], dtype=np.uint8))
+    cfg = compose_project("projector.num_steps=2", "projector.w_avg_samples=100")
+    project_image_file(G, path, cfg.projector, "cpu", tmp_path / "out")
+    target = np.asarray(PIL.Image.open(tmp_path / "out" / "target.png"))
+    assert target.shape == (32, 32)  # converted to L as PIL does, LPIPS sees it repeated to RGB
+    assert np.array_equal(target, np.asarray(PIL.Image.open(path).convert("L")))
+    assert np.asarray(PIL.Image.open(tmp_path / "out" / "proj.png")).shape == (32, 32)
+
+
+OFFICIAL_PARITY_SCRIPT = '''
+import contextlib, sys
+import numpy as np, torch
+import lpips
+import projector as official
+from training.networks import Generator as OfficialGenerator
+from stylefuse.nn import Generator
+from stylefuse.projection import LpipsDistance, Projector, render
+
+kwargs = dict(z_dim=32, c_dim=0, w_dim=32, img_resolution=int(sys.argv[1]), img_channels=3,
+              mapping_kwargs=dict(num_layers=2), synthesis_kwargs=dict(channel_base=16 * int(sys.argv[1]),
+                                                                       channel_max=32))
+torch.manual_seed(0)
+G_official = OfficialGenerator(**kwargs).eval()
+with torch.no_grad():
+    for name, param in G_official.named_parameters():
+        if name.endswith("noise_strength"):
+            param.fill_(0.3)
+G = Generator(**kwargs).eval()
+G.load_state_dict(G_official.state_dict())
+torch.manual_seed(1)
+distance = LpipsDistance(lpips.LPIPS(net="vgg", pnet_rand=True, verbose=False))
+
+class VGG16StandIn(torch.nn.Module):  # vgg16.pt cannot be downloaded here: same interface, our LPIPS vector
+    def forward(self, img, resize_images=False, return_lpips=True):
+        return distance.features(img)
+
+official.dnnlib.util.open_url = lambda url: contextlib.nullcontext(None)
+official.torch.jit.load = lambda f: VGG16StandIn()
+target = render(G, G.mapping(torch.randn(1, 32, generator=torch.Generator().manual_seed(5)), None))[0]
+steps = int(sys.argv[2])
+torch.manual_seed(303)
+np.random.seed(303)
+w_official = official.project(G_official, target.float(), num_steps=steps, device=torch.device("cpu"))
+ours = Projector(G, distance.model, num_steps=steps).project(target[None], record_steps=True, progress=False)
+print("max_abs_diff", float((ours.w_steps[:, 0] - w_official).abs().max()))
+'''
+
+
+@pytest.mark.skipif(not os.environ.get("STYLEFUSE_OFFICIAL"),
+                    reason="set STYLEFUSE_OFFICIAL to an NVlabs/stylegan2-ada-pytorch checkout to compare with it")
+@pytest.mark.parametrize("resolution, steps", [(32, 100), (512, 4)])  # 512: the area-downsampling path
+def test_matches_official_projector_bit_for_bit(tmp_path, resolution, steps):
+    # The official code runs in its own process; this one never imports it.
+    script = tmp_path / "parity.py"
+    script.write_text(OFFICIAL_PARITY_SCRIPT)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.environ["STYLEFUSE_OFFICIAL"], str(REPO)]),
+               OMP_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, str(script), str(resolution), str(steps)], capture_output=True, text=True,
+                          timeout=600, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "max_abs_diff 0.0"
