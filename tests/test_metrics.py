@@ -299,16 +299,15 @@ def test_inception_score_of_constant_classifier_is_one() -> None:
 
 def test_ppl_zero_for_latent_free_generator_and_growing_with_sensitivity(lpips_vgg) -> None:
     dataset = MemoryDataset(random_images(4))
-    values = {}
-    for scale in (0.0, 0.3, 1.0):
+    def ppl(metric: str, scale: float) -> float:
         G = tiny_generator()
         with torch.no_grad():
             G.mapping.fc1.weight.mul_(scale)  # scale 0: w is the bias alone, whatever z is
-        opts = make_opts(dataset, G=G, detectors={"lpips_vgg": lpips_vgg}, num_gen=12)
-        values[scale] = {m: calc_metric(m, opts)["results"][m] for m in ("ppl_wend", "ppl_zfull", "ppl2_wend")}
-    for metric in ("ppl_wend", "ppl_zfull", "ppl2_wend"):
-        assert values[0.0][metric] == 0.0
-        assert 0 < values[0.3][metric] < values[1.0][metric], metric
+        opts = make_opts(dataset, G=G, detectors={"lpips_vgg": lpips_vgg}, num_gen=8)
+        return calc_metric(metric, opts)["results"][metric]
+
+    assert ppl("ppl_zfull", 0.0) == ppl("ppl2_wend", 0.0) == 0.0  # Z + full paths + crop; W + ends + whole image
+    assert 0 < ppl("ppl_zfull", 0.3) < ppl("ppl_zfull", 1.0)
 
 
 def test_ppl_leaves_the_generator_untouched(lpips_vgg) -> None:
@@ -434,13 +433,13 @@ def test_unknown_metric_is_a_one_line_error() -> None:
 def test_full_metrics_use_the_unmirrored_dataset(tmp_path) -> None:
     from stylefuse.data.toy import ToyDataset
 
-    mirrored = ToyDataset(resolution=32, num_images=12, xflip=True)
+    mirrored = ToyDataset(resolution=32, num_images=6, xflip=True)
     opts = make_opts(mirrored, num_gen=16, cache_dir=str(tmp_path))
-    calc_metric("fid50k_full", opts)  # full dataset, xflip=False: 12 images
-    calc_metric("fid50k", opts)       # legacy: as trained, mirrored: 24 images
+    calc_metric("fid50k_full", opts)  # full dataset, xflip=False: 6 images
+    calc_metric("fid50k", opts)       # legacy: as trained, mirrored: 12 images
     counts = sorted(torch.load(tmp_path / "gan-metrics" / f, weights_only=True)["num_items"]
                     for f in os.listdir(tmp_path / "gan-metrics"))
-    assert counts == [12, 24]
+    assert counts == [6, 12]
     with pytest.raises(ConfigError, match="unknown dataset class 'tests.MemoryDataset'"):
         calc_metric("fid50k_full", make_opts(MemoryDataset(random_images(4)), num_gen=4).with_dataset(resolution=64))
 
@@ -478,11 +477,8 @@ class MemoryDataModule(pl.LightningDataModule):
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")  # Lightning's notes on this minimal module
-@pytest.mark.parametrize("num_batches, expected_kimg", [
-    (6, [0.004, 0.012, 0.02, 0.024]),  # first batch, each 0.01 crossed, and the end of training
-    (5, [0.004, 0.012, 0.02]),         # the last batch already evaluated: no second line at the end
-])
-def test_callback_evaluates_at_kimg_multiples_and_writes_jsonl(tmp_path, num_batches, expected_kimg) -> None:
+def test_callback_evaluates_at_kimg_multiples_and_writes_jsonl(tmp_path) -> None:
+    num_batches, expected_kimg = 6, [0.004, 0.012, 0.02, 0.024]  # first batch, each 0.01 crossed, end of training
     dataset = MemoryDataset(random_images(24))
     callback = MetricsCallback(metrics=["fid50k_full"], every_kimg=0.01, num_gen=16, cache_dir=str(tmp_path / "cache"),
                                batch_size=16, verbose=False, detectors={"inception": RandomFeatures()})
@@ -500,6 +496,9 @@ def test_callback_evaluates_at_kimg_multiples_and_writes_jsonl(tmp_path, num_bat
     assert trainer.callback_metrics["metrics/fid16_full"].item() == pytest.approx(fids[-1])
     csv = (tmp_path / "log" / "version_0" / "metrics.csv").read_text().splitlines()
     assert "metrics/fid16_full" in csv[0] and "progress/kimg" in csv[0] and len(csv) == 1 + len(expected_kimg)
+    # Already evaluated at this kimg (as when the last batch lands on a multiple): the end adds nothing.
+    callback.on_train_end(trainer, trainer.lightning_module)
+    assert len((tmp_path / "run" / "metric-fid16_full.jsonl").read_text().splitlines()) == len(expected_kimg)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

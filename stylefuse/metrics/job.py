@@ -10,6 +10,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from stylefuse.errors import ConfigError
+from stylefuse.legacy import load_network_pkl
 from stylefuse.metrics.options import MetricDataset, MetricOptions
 from stylefuse.metrics.registry import calc_metric, check_metrics, report_metric
 
@@ -37,8 +38,6 @@ def real_data(cfg: DictConfig, training_set_kwargs: dict[str, Any] | None) -> tu
 def run(cfg: DictConfig) -> list[dict[str, Any]]:
     """Computes `cfg.metrics` for `cfg.network`; prints each result line and appends it to metric-<name>.jsonl
     beside the network file (or in the run directory for a URL or pretrained name)."""
-    from stylefuse.legacy import load_network_pkl
-
     metrics = list(cfg.metrics)
     check_metrics(metrics)
     device = choose_device(cfg.device)
@@ -52,11 +51,12 @@ def run(cfg: DictConfig) -> list[dict[str, Any]]:
     # The real images must match the generator, as the official calc_metrics sets them.
     opts = opts.with_dataset(resolution=G.img_resolution, use_labels=G.c_dim != 0)
 
-    local = os.path.isfile(cfg.network)
-    run_dir = os.path.dirname(os.path.abspath(cfg.network)) if local else cfg.paths.output_dir
+    path = os.path.abspath(os.path.expanduser(cfg.network))
+    local = os.path.isfile(path)
+    run_dir = os.path.dirname(path) if local else cfg.paths.output_dir
     results = []
     for metric in metrics:
         result = calc_metric(metric, opts)
-        print(report_metric(result, run_dir, snapshot_pkl=os.path.abspath(cfg.network) if local else None))
+        print(report_metric(result, run_dir, snapshot_pkl=path if local else None))
         results.append(result)
     return results
