@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import subprocess
 import sys
 import urllib.error
@@ -420,6 +421,11 @@ def test_missing_detector_weights_are_a_one_line_error(tmp_path, monkeypatch) ->
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Errors.
+
+def test_callback_pickles_for_ddp_spawn() -> None:
+    callback = pickle.loads(pickle.dumps(MetricsCallback(metrics=["fid50k_full", "is50k"], every_kimg=4)))
+    assert callback.metrics == ["fid50k_full", "is50k"] and callback.every_kimg == 4
+
 
 def test_unknown_metric_is_a_one_line_error() -> None:
     with pytest.raises(ConfigError, match="unknown metric fid10k_ful; choose from fid50k_full") as err:

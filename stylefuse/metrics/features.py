@@ -16,6 +16,7 @@ Every detector maps uint8 images [N, 3, H, W] (any H, W) to float32 [N, D]; `lpi
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Callable, Mapping
 
@@ -82,9 +83,10 @@ class LpipsVGG(torch.nn.Module):
         return self.net(img0 / 127.5 - 1, img1 / 127.5 - 1).flatten()
 
 
+# Picklable (no lambdas): ddp_spawn pickles the trainer's callbacks, and with them these factories.
 DETECTOR_FACTORIES: dict[str, Callable[[], torch.nn.Module]] = {
-    "inception": lambda: InceptionV3("features"),
-    "inception_probs": lambda: InceptionV3("probs"),
+    "inception": functools.partial(InceptionV3, "features"),
+    "inception_probs": functools.partial(InceptionV3, "probs"),
     "vgg16": VGG16Features,
     "lpips_vgg": LpipsVGG,
 }
