@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 
@@ -13,6 +12,7 @@ from stylefuse.config import CONF_DIR
 from stylefuse.errors import DatasetError
 from stylefuse.nn import Discriminator, Generator
 from stylefuse.training.setup import network_kwargs, resolve_model_spec
+from tests.helpers import compose_cfg
 
 
 def options(group: str) -> list[str]:
@@ -20,8 +20,7 @@ def options(group: str) -> list[str]:
 
 
 def compose_train(overrides: list[str]):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose("train", overrides=overrides)
+    return compose_cfg("train", overrides)
 
 
 GROUPS = ["dataset", "model", "loss", "augment", "augment/pipe", "trainer", "logger", "callbacks", "experiment"]
@@ -38,9 +37,7 @@ def test_every_train_group_option_composes(group, option):
 
 @pytest.mark.parametrize("name", ["project", "fuse", "generate", "style_mixing", "metrics"])
 def test_primary_configs_of_the_other_jobs_compose(name):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(name)
-    assert cfg.task_name == name
+    assert compose_cfg(name, []).task_name == name
 
 
 def test_datasets_instantiate_and_report_missing_data_when_used(tmp_path, monkeypatch):
@@ -100,9 +97,7 @@ def test_experiments_reproduce_the_paper_runs():
 
 
 def test_slurm_launcher_sends_one_task_per_gpu():
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4"],
-                      return_hydra_config=True)
+    cfg = compose_cfg("train", ["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4"], return_hydra_config=True)
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher")
     assert launcher.tasks_per_node == launcher.gpus_per_node == 4

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,8 +12,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from stylefuse.training.module import StyleGAN2Module
+from tests.helpers import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 BATCH = 8
 
 

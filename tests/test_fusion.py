@@ -9,12 +9,12 @@ import sys
 import numpy as np
 import pytest
 import torch
-from test_generate import REPO, compose_cfg, official_uint8, tiny_network
 
 from stylefuse.errors import ConfigError
 from stylefuse.fusion import fuse_ws, labelled_row, load_latent, resolve_ranges, run_fusion, scale_range
 from stylefuse.generate import save_w
 from stylefuse.utils.images import load_image, save_image
+from tests.helpers import REPO, compose_cfg, official_uint8, tiny_network
 
 RES, NUM_WS, W_DIM = 32, 8, 32
 

@@ -4,50 +4,17 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from stylefuse.bench_generate import bench_generate
-from stylefuse.config import CONF_DIR
 from stylefuse.errors import ConfigError
 from stylefuse.generate import class_label, generate_images, load_w, parse_seeds, run_generate, save_w
-from stylefuse.nn import Discriminator, Generator
 from stylefuse.utils.images import load_image
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def tiny_network(path: Path, c_dim: int = 0, seed: int = 0) -> Generator:
-    """A random 32x32 G (num_ws 8) with visible noise and a non-zero w_avg, saved as a stylefuse snapshot."""
-    torch.manual_seed(seed)
-    G = Generator(z_dim=32, c_dim=c_dim, w_dim=32, img_resolution=32, img_channels=3,
-                  mapping_kwargs=dict(num_layers=2), synthesis_kwargs=dict(channel_base=512, channel_max=32)).eval()
-    D = Discriminator(c_dim=c_dim, img_resolution=32, img_channels=3, channel_base=512, channel_max=32)
-    with torch.no_grad():
-        G.mapping.w_avg.normal_()  # truncation must move towards something other than zero
-        for name, param in G.named_parameters():
-            if name.endswith("noise_strength"):
-                param.fill_(0.5)  # so that noise_mode changes the image
-    sd = G.state_dict()
-    torch.save({"format": "stylefuse-snapshot", "version": 1, "G_kwargs": G.init_kwargs, "D_kwargs": D.init_kwargs,
-                "G": sd, "D": D.state_dict(), "G_ema": sd, "augment_p": None, "training_set_kwargs": None,
-                "kimg": 0.0}, path)
-    return G
-
-
-def compose_cfg(config_name: str, overrides: list[str]):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name, overrides=overrides)
-
-
-def official_uint8(img: torch.Tensor) -> np.ndarray:
-    """The official generate.py conversion, written out: (x * 127.5 + 128) clamped, truncated to uint8, HWC."""
-    return (img.permute(0, 2, 3, 1) * 127.5 + 128).clamp(0, 255).to(torch.uint8)[0].numpy()
+from tests.helpers import REPO, compose_cfg, official_uint8, tiny_network
 
 
 @pytest.fixture

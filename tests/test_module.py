@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
 from stylefuse.losses import RoundInputs
 from stylefuse.nn import Discriminator, Generator
 from stylefuse.training.module import StyleGAN2Module
+from tests.helpers import GOLDEN_DIR
 
-GOLDEN = Path(__file__).resolve().parents[1].parent / "shared" / "golden" / "train_step_r16.pt"
+GOLDEN = GOLDEN_DIR / "train_step_r16.pt"
 
 
 @pytest.fixture(scope="module")

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import pytest
 import torch
 
 from stylefuse.nn import Discriminator, Generator, MappingNetwork, MinibatchStdLayer, modulated_conv2d
+from tests.helpers import GOLDEN_DIR
 
-GOLDEN = Path(__file__).resolve().parents[1].parent / "shared" / "golden" / "g32_skip_resnet.pt"
+GOLDEN = GOLDEN_DIR / "g32_skip_resnet.pt"
 ATOL = 1e-5
 
 

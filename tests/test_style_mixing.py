@@ -8,12 +8,12 @@ import sys
 import numpy as np
 import pytest
 import torch
-from test_generate import REPO, compose_cfg, official_uint8, tiny_network
 
 from stylefuse.errors import ConfigError
 from stylefuse.fusion import fuse_ws
 from stylefuse.style_mixing import mixing_grid, run_style_mixing, style_mix
 from stylefuse.utils.images import load_image
+from tests.helpers import REPO, compose_cfg, official_uint8, tiny_network
 
 ROWS, COLS = [85, 100], [55, 821, 100]
 

@@ -10,15 +10,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
 
-from stylefuse.config import CONF_DIR
 from stylefuse.legacy import load_network_pkl
 from stylefuse.training.setup import run_train
+from tests.helpers import REPO, compose_cfg
 
-REPO = Path(__file__).resolve().parents[1]
 # Small enough for seconds on a CPU: 16x16 toy images, 16-wide networks, batch 8.
 TINY = ["experiment=debug", "logger=csv", "dataset.resolution=16", "dataset.num_images=64", "model.channel_base=256",
         "model.channel_max=16", "model.z_dim=16", "model.w_dim=16", "model.batch_size=8", "augment=ada",
@@ -26,8 +24,7 @@ TINY = ["experiment=debug", "logger=csv", "dataset.resolution=16", "dataset.num_
 
 
 def compose_train(run_dir: Path, overrides: list[str]):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=TINY + overrides, return_hydra_config=True)
+    cfg = compose_cfg("train", TINY + overrides, return_hydra_config=True)
     HydraConfig().set_config(cfg)
     with open_dict(cfg):
         del cfg.hydra  # as in a real run: the job's config does not carry the hydra node
