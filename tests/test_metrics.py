@@ -39,7 +39,7 @@ from stylefuse.metrics.fid import frechet_distance
 from stylefuse.metrics.inception_score import inception_score
 from stylefuse.metrics.job import run
 from stylefuse.metrics.kid import kernel_distance
-from stylefuse.metrics.ppl import filtered_mean, slerp
+from stylefuse.metrics.ppl import PathLengthSampler, filtered_mean, slerp
 from stylefuse.metrics.precision_recall import precision_recall
 from stylefuse.metrics.stats import FeatureStats
 from stylefuse.nn import Discriminator, Generator
@@ -309,6 +309,38 @@ def test_ppl_zero_for_latent_free_generator_and_growing_with_sensitivity(lpips_v
 
     assert ppl("ppl_zfull", 0.0) == ppl("ppl2_wend", 0.0) == 0.0  # Z + full paths + crop; W + ends + whole image
     assert 0 < ppl("ppl_zfull", 0.3) < ppl("ppl_zfull", 1.0)
+
+
+def test_ppl_crops_box_downsamples_and_repeats_grayscale_like_the_official() -> None:
+    class RampGenerator(torch.nn.Module):
+        """512x512 grayscale: a fixed ramp image times the first latent coordinate."""
+
+        z_dim, c_dim, w_dim, img_channels, img_resolution = 4, 0, 4, 1, 512
+
+        def mapping(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+            return z[:, None, :].repeat(1, 2, 1)  # [N, num_ws=2, w_dim]
+
+        def synthesis(self, ws: torch.Tensor, noise_mode: str, force_fp32: bool) -> torch.Tensor:
+            ramp = torch.linspace(-1, 1, 512 * 512).reshape(1, 1, 512, 512)
+            return ws[:, 0, 0, None, None, None].tanh() * ramp
+
+    seen = []
+
+    class Recorder(torch.nn.Module):
+        def forward(self, img0: torch.Tensor, img1: torch.Tensor) -> torch.Tensor:
+            seen.append(img0)
+            return (img0 - img1).square().mean([1, 2, 3])
+
+    sampler = PathLengthSampler(RampGenerator(), Recorder(), 1e-4, space="w", sampling="end", crop=True)
+    torch.manual_seed(0)
+    sampler(torch.zeros([2, 0]))
+    torch.manual_seed(0)
+    torch.rand([2])
+    z0 = torch.randn([4, 4])[:2]
+    ramp = torch.linspace(-1, 1, 512 * 512).reshape(512, 512)[192:448, 128:384]  # rows 3/8..7/8, cols 2/8..6/8
+    expected = (z0[:, 0, None, None].tanh() * ramp.reshape(128, 2, 128, 2).mean([1, 3]) + 1) * 127.5
+    assert seen[0].shape == (2, 3, 128, 128)  # crop 256x256, box-downsampled by 512 // 256, gray -> RGB
+    torch.testing.assert_close(seen[0], expected[:, None].expand(2, 3, 128, 128))
 
 
 def test_ppl_leaves_the_generator_untouched(lpips_vgg) -> None:
