@@ -20,9 +20,7 @@ import pytest
 import pytorch_lightning as pl
 import scipy.linalg
 import torch
-from hydra import compose, initialize_config_dir
 
-from stylefuse.config import CONF_DIR
 from stylefuse.errors import ConfigError, NetworkFileError
 from stylefuse.metrics import (
     Detectors,
@@ -43,6 +41,7 @@ from stylefuse.metrics.ppl import PathLengthSampler, filtered_mean, slerp
 from stylefuse.metrics.precision_recall import precision_recall
 from stylefuse.metrics.stats import FeatureStats
 from stylefuse.nn import Discriminator, Generator
+from tests.helpers import compose_cfg, tiny_network
 
 
 class MemoryDataset(torch.utils.data.Dataset):
@@ -551,11 +550,6 @@ def write_snapshot(path, training_set_kwargs: dict | None) -> Generator:
     return G
 
 
-def compose_metrics(overrides: list[str]):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose("metrics", overrides=overrides)
-
-
 @pytest.fixture
 def stand_in_detectors(monkeypatch, lpips_vgg) -> None:
     """Registers the small detectors under the standard names, as the job builds its own `Detectors`."""
@@ -571,8 +565,8 @@ def test_job_uses_the_networks_training_set_and_writes_jsonl_beside_it(tmp_path,
                xflip=True, max_size=None, random_seed=0)
     network = tmp_path / "run" / "network-snapshot-000001.pt"
     write_snapshot(network, toy)
-    cfg = compose_metrics([f"network={network}", "metrics=[fid50k_full,ppl2_wend]", f"cache_dir={tmp_path}/cache",
-                           *QUICK])
+    cfg = compose_cfg("metrics", [f"network={network}", "metrics=[fid50k_full,ppl2_wend]",
+                                  f"cache_dir={tmp_path}/cache", *QUICK])
     results = run(cfg)
 
     assert [r["metric"] for r in results] == ["fid16_full", "ppl2_wend"]
@@ -588,15 +582,15 @@ def test_job_uses_the_networks_training_set_and_writes_jsonl_beside_it(tmp_path,
 
 def test_job_reads_the_dataset_config_when_given(tmp_path, capsys, stand_in_detectors) -> None:
     network = tmp_path / "net.pt"
-    write_snapshot(network, None)
-    cfg = compose_metrics([f"network={network}", "dataset=toy", "dataset.num_images=10", f"cache_dir={tmp_path}/c",
-                           *QUICK])
+    tiny_network(network)  # no training_set_kwargs in the file
+    cfg = compose_cfg("metrics", [f"network={network}", "dataset=toy", "dataset.num_images=10",
+                                  f"cache_dir={tmp_path}/c", *QUICK])
     (result,) = run(cfg)
     assert result["metric"] == "fid16_full" and np.isfinite(result["results"]["fid16_full"])
     (stats,) = os.listdir(tmp_path / "c" / "gan-metrics")
     assert torch.load(tmp_path / "c" / "gan-metrics" / stats, weights_only=True)["num_items"] == 10
 
-    cfg = compose_metrics([f"network={network}", *QUICK])  # dataset=folder without a path, nothing in the file
+    cfg = compose_cfg("metrics", [f"network={network}", *QUICK])  # dataset=folder without a path, nothing in the file
     with pytest.raises(ConfigError, match="does not say which data it was trained on; pass dataset=<option>"):
         run(cfg)
 
