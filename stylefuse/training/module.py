@@ -190,13 +190,9 @@ class StyleGAN2Module(pl.LightningModule):
         real_img, real_c = batch
         real_img = real_img.to(torch.float32) / 127.5 - 1
         rank, world = self.global_rank, self.trainer.world_size
-        phase_inputs = {
-            phase.name: self.sampler.draw(phase.name, self.G, self.hparams.batch_size, self.hparams.batch_gpu, rank,
-                                          world, self.label_bank, self.loss.style_mixing_prob, self.device)
-            for phase in self.phases if self._phase_due(phase)
-        }
         opt_G, opt_D = self.optimizers()
-        self.run_iteration(real_img, real_c.to(torch.float32), phase_inputs, {"G": opt_G, "D": opt_D})
+        self.run_iteration(real_img, real_c.to(torch.float32), self.draw_phase_inputs(rank, world),
+                           {"G": opt_G, "D": opt_D})
         self._maybe_tick()
         if self.done:
             self.trainer.should_stop = True
@@ -209,6 +205,13 @@ class StyleGAN2Module(pl.LightningModule):
             self.sampler.load_state_dict(checkpoint["phase_input_sampler"], self.device)
 
     # --- One official iteration ---------------------------------------------------------------------------------
+
+    def draw_phase_inputs(self, rank: int, world_size: int) -> dict[str, list[RoundInputs]]:
+        """The random inputs of every phase due this iteration: the global batch's draws, this rank's slices."""
+        return {phase.name: self.sampler.draw(phase.name, self.G, self.hparams.batch_size, self.hparams.batch_gpu,
+                                              rank, world_size, self.label_bank, self.loss.style_mixing_prob,
+                                              self.device)
+                for phase in self.phases if self._phase_due(phase)}
 
     def _phase_due(self, phase: Phase) -> bool:
         return int(self.batch_idx) % phase.interval == 0 and self.loss.phase_active(phase.name)
@@ -271,9 +274,11 @@ class StyleGAN2Module(pl.LightningModule):
         for name, tensor in list(self.named_parameters()) + list(self.named_buffers()):
             if tensor.numel() == 0 or name in ("label_bank", "ada.sign_sum", "ada.sign_count"):  # rank-local by design
                 continue
-            reference = tensor.detach().clone()
+            tensor = tensor.detach()
+            reference = tensor.clone()
             dist.broadcast(reference, src=0)
-            if not torch.equal(tensor.detach(), reference):
+            same_nans = torch.equal(tensor.isnan(), reference.isnan())  # NaN is a value here (r_t before the first)
+            if not (same_nans and torch.equal(tensor.nan_to_num(), reference.nan_to_num())):
                 raise RuntimeError(f"ranks disagree on {name} (rank {dist.get_rank()}): distributed training is out "
                                    f"of sync; please report this with the run's config")
 
