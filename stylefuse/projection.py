@@ -3,7 +3,10 @@
 The algorithm is the official StyleGAN2-ADA projector (spec 9.1), generalised in two ways that keep its results:
 - `space='w+'` optimizes one latent per layer (initialised at w_avg) instead of one w repeated over all layers;
 - targets are optimized in batches. Every image has its own latent, noise maps, Adam state and random stream, and
-  the loss is a sum over images, so each image gets exactly the result it gets when projected alone.
+  the loss is a sum over images, so images never influence each other (bit for bit) and each follows the run it
+  would have alone, up to float rounding that depends on the batch size (matmul/conv blocking). Adam can amplify
+  that rounding over hundreds of steps at the official learning rate, as rerunning on another GPU would; final
+  LPIPS/PSNR agree closely (tests/test_projection.py).
 
 Perceptual distance: the official code runs NVIDIA's TorchScript `vgg16.pt` (LPIPS-VGG features). We use the `lpips`
 package instead (the same LPIPS-VGG distance; a TorchScript file from the internet would be code we run). Its VGG
