@@ -73,33 +73,79 @@ def upfirdn2d(
 ) -> torch.Tensor:
     """Up-sample by zero insertion, pad, FIR-filter and down-sample `x` [N, C, H, W] per channel.
 
-    Output size per axis: (H * up + pad0 + pad1 - filter_size) // down + 1.
+    Output size per axis: (H * up + pad0 + pad1 - filter_size) // down + 1. Differentiable to any order w.r.t. `x`
+    (the filter is a constant).
     """
     if f is None:
         f = torch.ones([1, 1], dtype=torch.float32, device=x.device)
-    N, C, H, W = x.shape
-    px0, px1, py0, py1 = _parse_padding(padding)
+    return _UpFirDn2d.apply(x, f, up, down, _parse_padding(padding), flip_filter, gain)
 
-    # Zero insertion: every pixel followed by up-1 zeros along each axis.
-    if up > 1:
-        x = x.reshape(N, C, H, 1, W, 1)
-        x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
-        x = x.reshape(N, C, H * up, W * up)
 
-    # Pad with zeros; negative padding crops.
-    x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
-    x = x[:, :, max(-py0, 0) : x.shape[2] - max(-py1, 0), max(-px0, 0) : x.shape[3] - max(-px1, 0)]
+class _UpFirDn2d(torch.autograd.Function):
+    """upfirdn2d whose gradient is again an upfirdn2d (up and down swapped, filter flipped, padding complemented).
 
-    # conv2d computes a correlation; flip the taps for a true convolution.
-    f = f.to(x.dtype) * (gain ** (f.ndim / 2))
-    if not flip_filter:
-        f = f.flip(list(range(f.ndim)))
-    if f.ndim == 2:
-        x = F.conv2d(x, f[None, None].repeat(C, 1, 1, 1), groups=C, stride=down)
-    else:
-        x = F.conv2d(x, f[None, None, None, :].repeat(C, 1, 1, 1), groups=C, stride=(1, down))
-        x = F.conv2d(x, f[None, None, :, None].repeat(C, 1, 1, 1), groups=C, stride=(down, 1))
-    return x
+    Autograd's own gradient of the depthwise convolution inside is several times slower than the convolution itself
+    on CPU; this way the backward pass, and the double backward of R1 and path length, run forward kernels only.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, f: torch.Tensor, up: int, down: int, padding: tuple[int, int, int, int],
+                flip_filter: bool, gain: float) -> torch.Tensor:
+        y = _upfirdn2d_forward(x, f, up, down, padding, flip_filter, gain)
+        ctx.save_for_backward(f)
+        ctx.config = (up, down, padding, flip_filter, gain, x.shape[2:])
+        return y
+
+    @staticmethod
+    def backward(ctx, dy: torch.Tensor):
+        (f,) = ctx.saved_tensors
+        up, down, (px0, px1, py0, py1), flip_filter, gain, (H, W) = ctx.config
+        fw, fh = filter_size(f)
+        OH, OW = dy.shape[2:]
+        # The adjoint: zero-insert dy by `down`, correlate with the reversed taps, keep every `up`-th sample. The
+        # padding puts input pixel i back at i*up and makes the result exactly [H, W].
+        padding = (fw - px0 - 1, W * up - OW * down + px0 - up + 1, fh - py0 - 1, H * up - OH * down + py0 - up + 1)
+        dx = _UpFirDn2d.apply(dy, f, down, up, padding, not flip_filter, gain)
+        return dx, None, None, None, None, None, None
+
+
+def _upfirdn2d_forward(x: torch.Tensor, f: torch.Tensor, up: int, down: int, padding: tuple[int, int, int, int],
+                       flip_filter: bool, gain: float) -> torch.Tensor:
+    taps = f.to(x.dtype) * (gain ** (f.ndim / 2))
+    if not flip_filter:  # conv2d computes a correlation; flip the taps for a true convolution.
+        taps = taps.flip(list(range(taps.ndim)))
+    px0, px1, py0, py1 = padding
+    if taps.ndim == 1:  # Separable: one pass per axis.
+        x = _fir_pass(x, taps[None, :], (1, up), (1, down), (px0, px1, 0, 0))
+        return _fir_pass(x, taps[:, None], (up, 1), (down, 1), (0, 0, py0, py1))
+    return _fir_pass(x, taps, (up, up), (down, down), padding)
+
+
+def _fir_pass(x: torch.Tensor, taps: torch.Tensor, up: tuple[int, int], down: tuple[int, int],
+              padding: tuple[int, int, int, int]) -> torch.Tensor:
+    """Per-channel correlation with `taps` [kh, kw] of `x` zero-upsampled by `up` (y, x), padded, decimated."""
+    C = x.shape[1]
+    kh, kw = taps.shape
+    (uy, ux), (dy, dx) = up, down
+    px0, px1, py0, py1 = padding
+    weight = taps[None, None].repeat(C, 1, 1, 1)
+    if uy > 1 or ux > 1:
+        # A transposed convolution inserts the zeros and filters without multiplying them (1/up**2 of the work).
+        # It yields the full convolution: shift the padding by the filter's reach, crop what is negative.
+        px0, px1, py0, py1 = px0 - (kw - 1), px1 - (kw - ux), py0 - (kh - 1), py1 - (kh - uy)
+        crop_x, crop_y = max(min(-px0, -px1), 0), max(min(-py0, -py1), 0)
+        x = F.conv_transpose2d(x, weight.flip([2, 3]), stride=(uy, ux), padding=(crop_y, crop_x), groups=C)
+        px0, px1, py0, py1 = px0 + crop_x, px1 + crop_x, py0 + crop_y, py1 + crop_y
+        x = _pad(x, px0, px1, py0, py1)
+        return x[:, :, ::dy, ::dx] if dy > 1 or dx > 1 else x
+    return F.conv2d(_pad(x, px0, px1, py0, py1), weight, stride=(dy, dx), groups=C)
+
+
+def _pad(x: torch.Tensor, px0: int, px1: int, py0: int, py1: int) -> torch.Tensor:
+    """Zero padding; negative values crop."""
+    if px0 == px1 == py0 == py1 == 0:
+        return x
+    return F.pad(x, [px0, px1, py0, py1])
 
 
 def filter2d(
