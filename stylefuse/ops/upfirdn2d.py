@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+CHANNELS_LAST = torch.channels_last
+
 
 def setup_filter(
     f: Sequence[float] | torch.Tensor | None,
@@ -114,11 +116,17 @@ def _upfirdn2d_forward(x: torch.Tensor, f: torch.Tensor, up: int, down: int, pad
     taps = f.to(x.dtype) * (gain ** (f.ndim / 2))
     if not flip_filter:  # conv2d computes a correlation; flip the taps for a true convolution.
         taps = taps.flip(list(range(taps.ndim)))
+    # On CPU, depthwise convolutions of few channels (images) are an order of magnitude faster channels-last.
+    few_channels = x.device.type == "cpu" and x.shape[1] < 16 and not x.is_contiguous(memory_format=CHANNELS_LAST)
+    if few_channels:
+        x = x.contiguous(memory_format=CHANNELS_LAST)
     px0, px1, py0, py1 = padding
     if taps.ndim == 1:  # Separable: one pass per axis.
         x = _fir_pass(x, taps[None, :], (1, up), (1, down), (px0, px1, 0, 0))
-        return _fir_pass(x, taps[:, None], (up, 1), (down, 1), (0, 0, py0, py1))
-    return _fir_pass(x, taps, (up, up), (down, down), padding)
+        x = _fir_pass(x, taps[:, None], (up, 1), (down, 1), (0, 0, py0, py1))
+    else:
+        x = _fir_pass(x, taps, (up, up), (down, down), padding)
+    return x.contiguous() if few_channels else x
 
 
 def _fir_pass(x: torch.Tensor, taps: torch.Tensor, up: tuple[int, int], down: tuple[int, int],
