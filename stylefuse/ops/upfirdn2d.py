@@ -146,7 +146,10 @@ def _fir_pass(x: torch.Tensor, taps: torch.Tensor, up: tuple[int, int], down: tu
         px0, px1, py0, py1 = px0 + crop_x, px1 + crop_x, py0 + crop_y, py1 + crop_y
         x = _pad(x, px0, px1, py0, py1)
         return x[:, :, ::dy, ::dx] if dy > 1 or dx > 1 else x
-    return F.conv2d(_pad(x, px0, px1, py0, py1), weight, stride=(dy, dx), groups=C)
+    # The convolution pads symmetrically for free; only the asymmetric rest (or a crop) costs a copy.
+    sym_x, sym_y = max(min(px0, px1), 0), max(min(py0, py1), 0)
+    x = _pad(x, px0 - sym_x, px1 - sym_x, py0 - sym_y, py1 - sym_y)
+    return F.conv2d(x, weight, stride=(dy, dx), padding=(sym_y, sym_x), groups=C)
 
 
 def _pad(x: torch.Tensor, px0: int, px1: int, py0: int, py1: int) -> torch.Tensor:
