@@ -134,6 +134,7 @@ class SynthesisBlock(torch.nn.Module):
         self.architecture = architecture
         self.use_fp16 = use_fp16
         self.channels_last = use_fp16 and fp16_channels_last
+        self.fp32_channels_last = False  # Run-time layout choice, see set_fp32_channels_last.
         self.register_buffer("resample_filter", setup_filter(list(resample_filter)))
         self.num_conv = 0
         self.num_torgb = 0
@@ -168,14 +169,15 @@ class SynthesisBlock(torch.nn.Module):
         assert_shape(ws, [None, self.num_conv + self.num_torgb, self.w_dim])
         w_iter = iter(ws.unbind(dim=1))
         dtype = torch.float16 if self.use_fp16 and not force_fp32 else torch.float32
-        memory_format = torch.channels_last if self.channels_last and not force_fp32 else torch.contiguous_format
+        channels_last = self.fp32_channels_last if dtype == torch.float32 else self.channels_last
+        memory_format = torch.channels_last if channels_last else torch.contiguous_format
         if fused_modconv is None:
             # The grouped conv pays off at inference; training uses the shared conv (cheaper weight gradients).
             fused_modconv = (not self.training) and (dtype == torch.float32 or int(ws.shape[0]) == 1)
 
         if self.in_channels == 0:
-            x = self.const.to(dtype=dtype, memory_format=memory_format)
-            x = x.unsqueeze(0).repeat([ws.shape[0], 1, 1, 1])
+            x = self.const.to(dtype=dtype).unsqueeze(0).repeat([ws.shape[0], 1, 1, 1])
+            x = x.contiguous(memory_format=memory_format)
         else:
             assert_shape(x, [None, self.in_channels, self.resolution // 2, self.resolution // 2])
             x = x.to(dtype=dtype, memory_format=memory_format)

@@ -27,7 +27,7 @@ from omegaconf import OmegaConf
 from stylefuse.augment.ada import build_augment
 from stylefuse.errors import ConfigError
 from stylefuse.losses import RoundInputs, StyleGAN2Loss
-from stylefuse.nn import Discriminator, Generator
+from stylefuse.nn import Discriminator, Generator, set_fp32_channels_last
 from stylefuse.training.logging import log_scalars
 
 log = logging.getLogger(__name__)
@@ -115,6 +115,7 @@ class StyleGAN2Module(pl.LightningModule):
         kimg_per_tick: float = 4,         # Statistics are reported once per tick.
         seed: int = 0,                    # Seed of the latent/label sampler (identical on every rank).
         training_set_kwargs: dict | None = None,  # How to rebuild the training set (saved with the networks).
+        fp32_channels_last: bool | None = None,   # float32 blocks of G and D channels-last; None = on CPU only.
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -219,6 +220,11 @@ class StyleGAN2Module(pl.LightningModule):
     def run_iteration(self, real_img: torch.Tensor, real_c: torch.Tensor,
                       phase_inputs: dict[str, list[RoundInputs]], optimizers: dict) -> None:
         """All due phases, the G_ema update, the counters and ADA. `real_img` is this rank's batch in [-1, 1]."""
+        # Channels-last float32 blocks compute the same numbers, ~13% faster on CPU (oneDNN); GPUs keep the official
+        # layout unless asked. Decided per iteration: the module may have moved.
+        channels_last = self.hparams.fp32_channels_last
+        for net in (self.G, self.D):
+            set_fp32_channels_last(net, real_img.device.type == "cpu" if channels_last is None else channels_last)
         real_rounds = list(zip(real_img.split(self.hparams.batch_gpu), real_c.split(self.hparams.batch_gpu)))
         reduce_mean = self._reduce_mean if self._distributed else None
         for phase in self.phases:
