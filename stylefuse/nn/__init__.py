@@ -6,7 +6,7 @@ from stylefuse.nn.layers import (
     FullyConnectedLayer,
     modulated_conv2d,
     normalize_2nd_moment,
-    set_fp32_channels_last,
+    set_block_options,
 )
 from stylefuse.nn.mapping import MappingNetwork
 from stylefuse.nn.synthesis import Generator, SynthesisBlock, SynthesisLayer, SynthesisNetwork, ToRGBLayer
@@ -14,5 +14,5 @@ from stylefuse.nn.synthesis import Generator, SynthesisBlock, SynthesisLayer, Sy
 __all__ = [
     "Conv2dLayer", "Discriminator", "DiscriminatorBlock", "DiscriminatorEpilogue", "FullyConnectedLayer", "Generator",
     "MappingNetwork", "MinibatchStdLayer", "SynthesisBlock", "SynthesisLayer", "SynthesisNetwork", "ToRGBLayer",
-    "modulated_conv2d", "normalize_2nd_moment", "set_fp32_channels_last",
+    "modulated_conv2d", "normalize_2nd_moment", "set_block_options",
 ]

@@ -21,13 +21,22 @@ def normalize_2nd_moment(x: torch.Tensor, dim: int = 1, eps: float = 1e-8) -> to
     return x * (x.square().mean(dim=dim, keepdim=True) + eps).rsqrt()
 
 
-def set_fp32_channels_last(net: torch.nn.Module, enabled: bool) -> None:
-    """Runs the float32 blocks of `net` (G or D) channels-last, or contiguous as officially (channels-last is
-    official only in float16 blocks, with `fp16_channels_last`). Same numbers up to rounding; on CPU, oneDNN's
-    convolutions and depthwise FIR filters are faster channels-last."""
+def set_block_options(net: torch.nn.Module, fp32_channels_last: bool | None = None,
+                      fp16_dtype: torch.dtype | None = None) -> None:
+    """Run-time options of the synthesis and discriminator blocks of `net` (None keeps an option as it is).
+
+    fp32_channels_last: float32 blocks run channels-last too (officially only the float16 blocks can, with
+        `fp16_channels_last`). Same numbers up to rounding; oneDNN's CPU convolutions and depthwise FIR filters are
+        faster channels-last.
+    fp16_dtype: what the `use_fp16` blocks compute in: torch.float16 (official) or torch.bfloat16 (float32's
+        exponent range, so nothing to overflow; fast on Ampere+ GPUs and on CPUs with AVX512-BF16).
+    """
+    assert fp16_dtype in (None, torch.float16, torch.bfloat16), f"unsupported fp16_dtype {fp16_dtype}"
     for module in net.modules():
-        if hasattr(module, "fp32_channels_last"):
-            module.fp32_channels_last = enabled
+        if hasattr(module, "fp32_channels_last") and fp32_channels_last is not None:
+            module.fp32_channels_last = fp32_channels_last
+        if hasattr(module, "fp16_dtype") and fp16_dtype is not None:
+            module.fp16_dtype = fp16_dtype
 
 
 def modulated_conv2d(
