@@ -96,7 +96,8 @@ def build_module(cfg: DictConfig, dataset: Any, gpus: int) -> StyleGAN2Module:
         batch_size=batch_size, batch_gpu=batch_gpu, total_kimg=cfg.total_kimg, augment=augment,
         G_reg_interval=loss.G_reg_interval, D_reg_interval=loss.D_reg_interval, ema_kimg=spec["ema_kimg"],
         ema_rampup=spec["ema_rampup"], kimg_per_tick=cfg.kimg_per_tick, seed=cfg.seed,
-        training_set_kwargs=dict(dataset.training_set_kwargs))
+        training_set_kwargs=dict(dataset.training_set_kwargs), fp32_channels_last=spec["fp32_channels_last"],
+        fp16_dtype=spec["fp16_dtype"])
 
 
 def instantiate_group(group: DictConfig | None) -> list[Any]:
