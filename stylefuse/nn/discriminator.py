@@ -44,7 +44,7 @@ class DiscriminatorBlock(torch.nn.Module):
         self.use_fp16 = use_fp16
         self.channels_last = use_fp16 and fp16_channels_last
         self.fp32_channels_last = False   # Run-time options, see set_block_options.
-        self.fp16_dtype = torch.float16
+        self.fp16_dtype = "float16"
         self.register_buffer("resample_filter", setup_filter(list(resample_filter)))
 
         # Layers are numbered from the highest resolution on; those below `freeze_layers` are frozen.
@@ -70,7 +70,7 @@ class DiscriminatorBlock(torch.nn.Module):
 
     def forward(self, x: torch.Tensor | None, img: torch.Tensor | None, force_fp32: bool = False
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        dtype = self.fp16_dtype if self.use_fp16 and not force_fp32 else torch.float32
+        dtype = getattr(torch, self.fp16_dtype) if self.use_fp16 and not force_fp32 else torch.float32
         channels_last = self.fp32_channels_last if dtype == torch.float32 else self.channels_last
         memory_format = torch.channels_last if channels_last else torch.contiguous_format
 

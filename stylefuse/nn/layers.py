@@ -22,16 +22,17 @@ def normalize_2nd_moment(x: torch.Tensor, dim: int = 1, eps: float = 1e-8) -> to
 
 
 def set_block_options(net: torch.nn.Module, fp32_channels_last: bool | None = None,
-                      fp16_dtype: torch.dtype | None = None) -> None:
+                      fp16_dtype: str | None = None) -> None:
     """Run-time options of the synthesis and discriminator blocks of `net` (None keeps an option as it is).
 
     fp32_channels_last: float32 blocks run channels-last too (officially only the float16 blocks can, with
         `fp16_channels_last`). Same numbers up to rounding; oneDNN's CPU convolutions and depthwise FIR filters are
         faster channels-last.
-    fp16_dtype: what the `use_fp16` blocks compute in: torch.float16 (official) or torch.bfloat16 (float32's
-        exponent range, so nothing to overflow; fast on Ampere+ GPUs and on CPUs with AVX512-BF16).
+    fp16_dtype: what the `use_fp16` blocks compute in: 'float16' (official) or 'bfloat16' (float32's exponent
+        range, so nothing to overflow; fast on Ampere+ GPUs). A name, not a torch.dtype: the blocks stay picklable
+        as plain network snapshots.
     """
-    assert fp16_dtype in (None, torch.float16, torch.bfloat16), f"unsupported fp16_dtype {fp16_dtype}"
+    assert fp16_dtype in (None, "float16", "bfloat16"), f"unsupported fp16_dtype {fp16_dtype!r}"
     for module in net.modules():
         if hasattr(module, "fp32_channels_last") and fp32_channels_last is not None:
             module.fp32_channels_last = fp32_channels_last

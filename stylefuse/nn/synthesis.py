@@ -135,7 +135,7 @@ class SynthesisBlock(torch.nn.Module):
         self.use_fp16 = use_fp16
         self.channels_last = use_fp16 and fp16_channels_last
         self.fp32_channels_last = False   # Run-time options, see set_block_options.
-        self.fp16_dtype = torch.float16
+        self.fp16_dtype = "float16"
         self.register_buffer("resample_filter", setup_filter(list(resample_filter)))
         self.num_conv = 0
         self.num_torgb = 0
@@ -169,7 +169,7 @@ class SynthesisBlock(torch.nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         assert_shape(ws, [None, self.num_conv + self.num_torgb, self.w_dim])
         w_iter = iter(ws.unbind(dim=1))
-        dtype = self.fp16_dtype if self.use_fp16 and not force_fp32 else torch.float32
+        dtype = getattr(torch, self.fp16_dtype) if self.use_fp16 and not force_fp32 else torch.float32
         channels_last = self.fp32_channels_last if dtype == torch.float32 else self.channels_last
         memory_format = torch.channels_last if channels_last else torch.contiguous_format
         if fused_modconv is None:

@@ -130,7 +130,7 @@ class StyleGAN2Module(pl.LightningModule):
         self.G = Generator(**copy.deepcopy(G_kwargs)).train().requires_grad_(False)
         self.D = Discriminator(**copy.deepcopy(D_kwargs)).train().requires_grad_(False)
         for net in (self.G, self.D):
-            set_block_options(net, fp16_dtype=getattr(torch, fp16_dtype))
+            set_block_options(net, fp16_dtype=fp16_dtype)
         self.G_ema = copy.deepcopy(self.G).eval()
         self.loss = StyleGAN2Loss(**loss_kwargs)
         augment_cfg = OmegaConf.create(augment if augment is not None else {"mode": "noaug"})
