@@ -132,8 +132,10 @@ def _transfer_weights(module: StyleGAN2Module, source: str) -> None:
 def run_train(cfg: DictConfig, extra_callbacks: list[pl.Callback] | None = None) -> dict[str, Any]:
     """Trains as configured (plus `extra_callbacks`, e.g. from a notebook); returns where the results are."""
     start = time.time()
-    # G_ema is meant to stay in eval mode inside the training module.
+    # G_ema is meant to stay in eval mode inside the training module; and a resumed run starts a fresh shuffle of
+    # the data (like the official loop's infinite sampler), which Lightning would warn about mid-epoch.
     warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+    warnings.filterwarnings("ignore", message=r"You're resuming from a checkpoint that ended before the epoch ended")
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     torch.backends.cudnn.benchmark = cfg.cudnn_benchmark
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = cfg.allow_tf32
