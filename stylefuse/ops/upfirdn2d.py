@@ -75,80 +75,50 @@ def upfirdn2d(
 ) -> torch.Tensor:
     """Up-sample by zero insertion, pad, FIR-filter and down-sample `x` [N, C, H, W] per channel.
 
-    Output size per axis: (H * up + pad0 + pad1 - filter_size) // down + 1. Differentiable to any order w.r.t. `x`
-    (the filter is a constant).
+    Output size per axis: (H * up + pad0 + pad1 - filter_size) // down + 1.
     """
     if f is None:
         f = torch.ones([1, 1], dtype=torch.float32, device=x.device)
-    return _UpFirDn2d.apply(x, f, up, down, _parse_padding(padding), flip_filter, gain)
-
-
-class _UpFirDn2d(torch.autograd.Function):
-    """upfirdn2d whose gradient is again an upfirdn2d (up and down swapped, filter flipped, padding complemented).
-
-    Autograd's own gradient of the depthwise convolution inside is several times slower than the convolution itself
-    on CPU; this way the backward pass, and the double backward of R1 and path length, run forward kernels only.
-    """
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, f: torch.Tensor, up: int, down: int, padding: tuple[int, int, int, int],
-                flip_filter: bool, gain: float) -> torch.Tensor:
-        y = _upfirdn2d_forward(x, f, up, down, padding, flip_filter, gain)
-        ctx.save_for_backward(f)
-        ctx.config = (up, down, padding, flip_filter, gain, x.shape[2:])
-        return y
-
-    @staticmethod
-    def backward(ctx, dy: torch.Tensor):
-        (f,) = ctx.saved_tensors
-        up, down, (px0, px1, py0, py1), flip_filter, gain, (H, W) = ctx.config
-        fw, fh = filter_size(f)
-        OH, OW = dy.shape[2:]
-        # The adjoint: zero-insert dy by `down`, correlate with the reversed taps, keep every `up`-th sample. The
-        # padding puts input pixel i back at i*up and makes the result exactly [H, W].
-        padding = (fw - px0 - 1, W * up - OW * down + px0 - up + 1, fh - py0 - 1, H * up - OH * down + py0 - up + 1)
-        dx = _UpFirDn2d.apply(dy, f, down, up, padding, not flip_filter, gain)
-        return dx, None, None, None, None, None, None
-
-
-def _upfirdn2d_forward(x: torch.Tensor, f: torch.Tensor, up: int, down: int, padding: tuple[int, int, int, int],
-                       flip_filter: bool, gain: float) -> torch.Tensor:
     taps = f.to(x.dtype) * (gain ** (f.ndim / 2))
     if not flip_filter:  # conv2d computes a correlation; flip the taps for a true convolution.
         taps = taps.flip(list(range(taps.ndim)))
     # On CPU, depthwise convolutions of few channels (images) are an order of magnitude faster channels-last.
-    few_channels = x.device.type == "cpu" and x.shape[1] < 16 and not x.is_contiguous(memory_format=CHANNELS_LAST)
-    if few_channels:
-        x = x.contiguous(memory_format=CHANNELS_LAST)
-    px0, px1, py0, py1 = padding
+    channels_last = x.device.type == "cpu" and x.shape[1] < 16 and not x.is_contiguous(memory_format=CHANNELS_LAST)
+    px0, px1, py0, py1 = _parse_padding(padding)
     if taps.ndim == 1:  # Separable: one pass per axis.
-        x = _fir_pass(x, taps[None, :], (1, up), (1, down), (px0, px1, 0, 0))
-        x = _fir_pass(x, taps[:, None], (up, 1), (down, 1), (0, 0, py0, py1))
+        y = _fir_pass(x, taps[None, :], (1, up), (1, down), (px0, px1, 0, 0), channels_last)
+        y = _fir_pass(y, taps[:, None], (up, 1), (down, 1), (0, 0, py0, py1), channels_last)
     else:
-        x = _fir_pass(x, taps, (up, up), (down, down), padding)
-    return x.contiguous() if few_channels else x
+        y = _fir_pass(x, taps, (up, up), (down, down), (px0, px1, py0, py1), channels_last)
+    return y.contiguous() if channels_last else y
 
 
 def _fir_pass(x: torch.Tensor, taps: torch.Tensor, up: tuple[int, int], down: tuple[int, int],
-              padding: tuple[int, int, int, int]) -> torch.Tensor:
+              padding: tuple[int, int, int, int], channels_last: bool) -> torch.Tensor:
     """Per-channel correlation with `taps` [kh, kw] of `x` zero-upsampled by `up` (y, x), padded, decimated."""
-    C = x.shape[1]
+    N, C, H, W = x.shape
     kh, kw = taps.shape
     (uy, ux), (dy, dx) = up, down
     px0, px1, py0, py1 = padding
     weight = taps[None, None].repeat(C, 1, 1, 1)
-    if uy > 1 or ux > 1:
-        # A transposed convolution inserts the zeros and filters without multiplying them (1/up**2 of the work).
-        # It yields the full convolution: shift the padding by the filter's reach, crop what is negative.
+    if (uy > 1 or ux > 1) and (kh == 1 or kw == 1):
+        # One axis of a separable filter (the augment pipe's 12 taps at twice the resolution): a transposed
+        # convolution inserts the zeros without multiplying them. It yields the full convolution; shift the padding
+        # by the filter's reach and crop what is negative.
         px0, px1, py0, py1 = px0 - (kw - 1), px1 - (kw - ux), py0 - (kh - 1), py1 - (kh - uy)
         crop_x, crop_y = max(min(-px0, -px1), 0), max(min(-py0, -py1), 0)
+        x = x.contiguous(memory_format=CHANNELS_LAST) if channels_last else x
         x = F.conv_transpose2d(x, weight.flip([2, 3]), stride=(uy, ux), padding=(crop_y, crop_x), groups=C)
-        px0, px1, py0, py1 = px0 + crop_x, px1 + crop_x, py0 + crop_y, py1 + crop_y
-        x = _pad(x, px0, px1, py0, py1)
+        x = _pad(x, px0 + crop_x, px1 + crop_x, py0 + crop_y, py1 + crop_y)
         return x[:, :, ::dy, ::dx] if dy > 1 or dx > 1 else x
+    if uy > 1 or ux > 1:
+        # 2-D filters: zero insertion and the plain convolution below, the official computation bit for bit (the
+        # projector's parity with the official one relies on it).
+        x = F.pad(x.reshape(N, C, H, 1, W, 1), [0, ux - 1, 0, 0, 0, uy - 1]).reshape(N, C, H * uy, W * ux)
     # The convolution pads symmetrically for free; only the asymmetric rest (or a crop) costs a copy.
     sym_x, sym_y = max(min(px0, px1), 0), max(min(py0, py1), 0)
     x = _pad(x, px0 - sym_x, px1 - sym_x, py0 - sym_y, py1 - sym_y)
+    x = x.contiguous(memory_format=CHANNELS_LAST) if channels_last else x
     return F.conv2d(x, weight, stride=(dy, dx), padding=(sym_y, sym_x), groups=C)
 
 
