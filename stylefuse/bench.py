@@ -28,6 +28,7 @@ from types import SimpleNamespace
 
 import torch
 from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
 
 from stylefuse.config import CONF_DIR
 from stylefuse.training.module import StyleGAN2Module
@@ -35,7 +36,7 @@ from stylefuse.training.setup import build_module
 
 
 def build_bench_module(res: int, batch: int, channel_base: int, channel_max: int, map_layers: int, fp16_res: int,
-                       overrides: Sequence[str] = ()) -> tuple[StyleGAN2Module, object]:
+                       overrides: Sequence[str] = ()) -> tuple[StyleGAN2Module, DictConfig]:
     """The training module `train.py` would build for these sizes, and the composed config it was built from."""
     precision = ["model.fp32=true"] if fp16_res == 0 else [f"model.num_fp16_res={fp16_res}"]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
@@ -64,9 +65,11 @@ def bench_train(argv: Sequence[str] | None = None) -> dict[str, float]:
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of the train config, e.g. allow_tf32=true")
     args = parser.parse_args(argv)
 
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda, but PyTorch sees no CUDA device here; use --device cpu")
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
     module, cfg = build_bench_module(args.res, args.batch, args.channel_base, args.channel_max, args.map,
                                      args.fp16_res, args.overrides)
     torch.backends.cudnn.benchmark = cfg.cudnn_benchmark

@@ -7,6 +7,7 @@ import sys
 import types
 
 import pytest
+import torch
 
 from stylefuse import bench
 
@@ -14,10 +15,12 @@ TINY_TRAIN = ["--res", "8", "--batch", "4", "--iters", "2", "--warmup", "1", "--
               "--channel-max", "8", "--map", "1"]
 
 
-def test_train_prints_sec_per_kimg_and_peak_rss_last(capsys):
-    bench.main(["train", *TINY_TRAIN])
+@pytest.mark.parametrize("fp16_res", [0, 1])
+def test_train_prints_sec_per_kimg_and_peak_rss_last(capsys, fp16_res):
+    bench.main(["train", *TINY_TRAIN, "--fp16-res", str(fp16_res)])
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0].startswith("bench train: res 8, batch 4, channel_base 64, channel_max 8, map 1, fp16_res 0")
+    assert lines[0].startswith("bench train: res 8, batch 4, channel_base 64, channel_max 8, map 1, "
+                               f"fp16_res {fp16_res}")
     match = re.fullmatch(r"sec/kimg=(\d+\.\d\d) peak_rss_mb=(\d+)", lines[-1])
     assert match, lines[-1]
     assert float(match[1]) > 0 and int(match[2]) > 0
@@ -52,6 +55,14 @@ def test_project_and_generate_dispatch(monkeypatch):
     bench.main(["project", "--n", "2"])
     bench.main(["generate", "--res", "8"])
     assert calls == [("project", ["--n", "2"]), ("generate", ["--res", "8"])]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message for a machine without CUDA")
+def test_cuda_without_a_gpu_is_a_one_line_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(["train", *TINY_TRAIN, "--device", "cuda"])
+    assert exit_info.value.code == 2
+    assert "--device cuda, but PyTorch sees no CUDA device here; use --device cpu" in capsys.readouterr().err
 
 
 def test_unknown_job_is_a_usage_error(capsys):
