@@ -12,8 +12,6 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-CHANNELS_LAST = torch.channels_last
-
 
 def setup_filter(
     f: Sequence[float] | torch.Tensor | None,
@@ -83,7 +81,8 @@ def upfirdn2d(
     if not flip_filter:  # conv2d computes a correlation; flip the taps for a true convolution.
         taps = taps.flip(list(range(taps.ndim)))
     # On CPU, depthwise convolutions of few channels (images) are an order of magnitude faster channels-last.
-    channels_last = x.device.type == "cpu" and x.shape[1] < 16 and not x.is_contiguous(memory_format=CHANNELS_LAST)
+    few_channels_on_cpu = x.device.type == "cpu" and x.shape[1] < 16
+    channels_last = few_channels_on_cpu and not x.is_contiguous(memory_format=torch.channels_last)
     px0, px1, py0, py1 = _parse_padding(padding)
     if taps.ndim == 1:  # Separable: one pass per axis.
         y = _fir_pass(x, taps[None, :], (1, up), (1, down), (px0, px1, 0, 0), channels_last)
@@ -107,7 +106,7 @@ def _fir_pass(x: torch.Tensor, taps: torch.Tensor, up: tuple[int, int], down: tu
         # by the filter's reach and crop what is negative.
         px0, px1, py0, py1 = px0 - (kw - 1), px1 - (kw - ux), py0 - (kh - 1), py1 - (kh - uy)
         crop_x, crop_y = max(min(-px0, -px1), 0), max(min(-py0, -py1), 0)
-        x = x.contiguous(memory_format=CHANNELS_LAST) if channels_last else x
+        x = x.contiguous(memory_format=torch.channels_last) if channels_last else x
         x = F.conv_transpose2d(x, weight.flip([2, 3]), stride=(uy, ux), padding=(crop_y, crop_x), groups=C)
         x = _pad(x, px0 + crop_x, px1 + crop_x, py0 + crop_y, py1 + crop_y)
         return x[:, :, ::dy, ::dx] if dy > 1 or dx > 1 else x
@@ -118,7 +117,7 @@ def _fir_pass(x: torch.Tensor, taps: torch.Tensor, up: tuple[int, int], down: tu
     # The convolution pads symmetrically for free; only the asymmetric rest (or a crop) costs a copy.
     sym_x, sym_y = max(min(px0, px1), 0), max(min(py0, py1), 0)
     x = _pad(x, px0 - sym_x, px1 - sym_x, py0 - sym_y, py1 - sym_y)
-    x = x.contiguous(memory_format=CHANNELS_LAST) if channels_last else x
+    x = x.contiguous(memory_format=torch.channels_last) if channels_last else x
     return F.conv2d(x, weight, stride=(dy, dx), padding=(sym_y, sym_x), groups=C)
 
 
