@@ -38,6 +38,14 @@ def test_train_module_is_the_one_train_py_builds():
     assert module.ada.mode == "fixed" and float(module.augment_pipe.p) == pytest.approx(0.2)
     assert module.augment_pipe.extra_repr().startswith("xflip=1, rotate90=1, xint=1, scale=1")
     assert module.hparams.ema_kimg == 10 and module.hparams.ema_rampup == 0.05
+    assert module.hparams.fp32_channels_last is None  # the config's default: channels-last while on the CPU
+
+
+def test_precision_and_layout_overrides_reach_the_networks():
+    module, _ = bench.build_bench_module(res=16, batch=4, channel_base=64, channel_max=8, map_layers=1, fp16_res=1,
+                                         overrides=["model.fp16_dtype=bfloat16", "model.fp32_channels_last=true"])
+    assert module.G.synthesis.b16.fp16_dtype == module.D.b16.fp16_dtype == "bfloat16"
+    assert module.hparams.fp32_channels_last is True
 
 
 def test_fp16_res_keeps_the_preset_clamp():
