@@ -7,7 +7,14 @@ import copy
 import pytest
 import torch
 
-from stylefuse.nn import Discriminator, Generator, MappingNetwork, MinibatchStdLayer, modulated_conv2d
+from stylefuse.nn import (
+    Discriminator,
+    Generator,
+    MappingNetwork,
+    MinibatchStdLayer,
+    modulated_conv2d,
+    set_block_options,
+)
 from tests.helpers import GOLDEN_DIR
 
 GOLDEN = GOLDEN_DIR / "g32_skip_resnet.pt"
@@ -246,3 +253,22 @@ def test_init_kwargs_rebuild_the_same_architecture():
     assert {k: v.shape for k, v in G.state_dict().items()} == {k: v.shape for k, v in G2.state_dict().items()}
     D = tiny_D(architecture="skip", epilogue_kwargs=dict(mbstd_group_size=2))
     assert Discriminator(**D.init_kwargs).b4.mbstd.group_size == 2
+
+
+def test_block_options_change_layout_and_precision_not_results():
+    torch.manual_seed(0)
+    G, D = tiny_G(num_fp16_res=2).eval(), tiny_D(num_fp16_res=2).eval()
+    z = torch.randn(4, 32)
+    with torch.no_grad():
+        img, logits = G(z, None, noise_mode="const"), D(G(z, None, noise_mode="const", force_fp32=True), None)
+        set_block_options(G, fp32_channels_last=True)
+        set_block_options(D, fp32_channels_last=True)
+        x, _ = G.synthesis.b8(torch.randn(4, 32, 4, 4), None, torch.randn(4, 3, 32), fused_modconv=False)
+        assert x.is_contiguous(memory_format=torch.channels_last)  # the layout training (shared conv) runs in
+        torch.testing.assert_close(G(z, None, noise_mode="const"), img, atol=1e-5, rtol=1e-5)
+        set_block_options(G, fp16_dtype="bfloat16")
+        x, _ = G.synthesis.b16(torch.randn(4, 32, 8, 8), None, torch.randn(4, 3, 32))
+        assert x.dtype == torch.bfloat16
+        assert (G(z, None, noise_mode="const") - img).abs().max() < 0.05 * img.abs().max()
+        torch.testing.assert_close(D(G(z, None, noise_mode="const", force_fp32=True), None), logits, atol=5e-3,
+                                   rtol=1e-2)

@@ -109,3 +109,25 @@ def test_bias_act_order_gain_and_clamp():
     expected = expected.clamp(-3, 3)
     torch.testing.assert_close(y, expected)
     torch.testing.assert_close(bias_act(x, b), x + b)
+
+
+@pytest.mark.parametrize("channels", [3, 20])  # few channels take the channels-last CPU path
+@pytest.mark.parametrize("separable", [False, True])
+@pytest.mark.parametrize("up, down", [(2, 1), (1, 2)])
+def test_upfirdn2d_gradients_to_second_order(channels, separable, up, down):
+    # R1 and path-length regularization differentiate through these filters twice.
+    torch.manual_seed(0)
+    x = torch.randn(1, channels, 5, 6, dtype=torch.float64, requires_grad=True)
+    f = setup_filter(torch.rand(8 if separable else 4, dtype=torch.float64), separable=separable).double()
+    fn = lambda t: upfirdn2d(t, f, up=up, down=down, padding=(2, 1, 1, 2))  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (x,))
+    assert torch.autograd.gradgradcheck(fn, (x,))
+
+
+def test_upfirdn2d_many_channels_match_the_definition():
+    torch.manual_seed(0)
+    x = torch.randn(1, 20, 6, 5, dtype=torch.float64)
+    f = torch.rand(4, 3, dtype=torch.float64)
+    for up, down in [(1, 1), (2, 1), (1, 2)]:
+        np.testing.assert_allclose(upfirdn2d(x, f, up=up, down=down, padding=(1, 2, 2, 1)).numpy(),
+                                   naive_upfirdn2d(x.numpy(), f.numpy(), up, down, (1, 2, 2, 1)), atol=1e-12)
