@@ -32,7 +32,7 @@ from omegaconf import DictConfig
 
 from stylefuse.config import CONF_DIR
 from stylefuse.training.module import StyleGAN2Module
-from stylefuse.training.setup import build_module
+from stylefuse.training.setup import build_module, configure_backends
 
 
 def build_bench_module(res: int, batch: int, channel_base: int, channel_max: int, map_layers: int, fp16_res: int,
@@ -72,8 +72,7 @@ def bench_train(argv: Sequence[str] | None = None) -> dict[str, float]:
         torch.set_num_threads(args.threads)
     module, cfg = build_bench_module(args.res, args.batch, args.channel_base, args.channel_max, args.map,
                                      args.fp16_res, args.overrides)
-    torch.backends.cudnn.benchmark = cfg.cudnn_benchmark
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = cfg.allow_tf32
+    configure_backends(cfg)
     module = module.to(device)
     opt_G, opt_D = module.configure_optimizers()
     optimizers = {"G": opt_G, "D": opt_D}

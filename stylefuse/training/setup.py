@@ -63,6 +63,12 @@ def network_kwargs(spec: dict, resolution: int, channels: int, c_dim: int) -> tu
     return G_kwargs, D_kwargs
 
 
+def configure_backends(cfg: DictConfig) -> None:
+    """cuDNN autotuning and TF32 as configured (officially: autotuning on, TF32 off)."""
+    torch.backends.cudnn.benchmark = cfg.cudnn_benchmark
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = cfg.allow_tf32
+
+
 def world_size(trainer_cfg: DictConfig) -> int:
     devices = trainer_cfg.get("devices", 1)
     if isinstance(devices, str):
@@ -137,8 +143,7 @@ def run_train(cfg: DictConfig, extra_callbacks: list[pl.Callback] | None = None)
     warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
     warnings.filterwarnings("ignore", message=r"You're resuming from a checkpoint that ended before the epoch ended")
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    torch.backends.cudnn.benchmark = cfg.cudnn_benchmark
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = cfg.allow_tf32
+    configure_backends(cfg)
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
 
