@@ -150,6 +150,7 @@ class StyleGAN2Module(pl.LightningModule):
         self._tick_start_time = time.time()
         self._start_time = time.time()
         self._tick = 0
+        self.tick_values: dict[str, float] = {}  # the last tick's statistics (for the progress bar)
 
     # --- Progress -----------------------------------------------------------------------------------------------
 
