@@ -108,6 +108,14 @@ def _storage_from_bytes(blob: bytes) -> Any:
     return torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
 
 
+def _plain_dtype(*args: Any) -> np.dtype:
+    """`numpy.dtype`, limited to numbers and booleans (an object dtype would let a scalar carry a pickled object)."""
+    dtype = np.dtype(*args)
+    if dtype.kind not in "biufc":
+        raise NetworkFileError(f"the pickle asks for a numpy {dtype} value; network snapshots hold only numbers")
+    return dtype
+
+
 # The only globals a StyleGAN2-ADA snapshot needs; each builds plain data and none can run pickled code.
 _ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
     ("torch_utils.persistence", "_reconstruct_persistent_obj"): _PersistentStub.from_meta,
@@ -119,7 +127,7 @@ _ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
     ("torch._utils", "_rebuild_parameter"): torch._utils._rebuild_parameter,
     ("torch._utils", "_rebuild_parameter_with_state"): torch._utils._rebuild_parameter_with_state,
     ("torch.storage", "_load_from_bytes"): _storage_from_bytes,
-    ("numpy", "dtype"): np.dtype,              # numpy float64 attributes such as `weight_gain`, `act_gain`
+    ("numpy", "dtype"): _plain_dtype,          # numpy float64 attributes such as `weight_gain`, `act_gain`
     ("numpy.core.multiarray", "scalar"): _numpy_scalar,
     ("numpy._core.multiarray", "scalar"): _numpy_scalar,
 }

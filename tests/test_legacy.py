@@ -461,3 +461,13 @@ def test_real_official_pickles_match_official_outputs(tmp_path):
         torch.testing.assert_close(loaded["D"](ref["img"], ref["c"]), ref["D"], rtol=0, atol=1e-5)
         assert loaded["augment_p"] == ref["augment_p"]
     assert not any(name.split(".")[0] in ("torch_utils", "dnnlib", "training") for name in sys.modules)
+
+
+def test_numpy_object_scalars_are_refused(tmp_path):
+    # A numpy scalar of object dtype would smuggle an arbitrary pickled object through the allowed numpy globals.
+    path = tmp_path / "object_scalar.pkl"
+    with open(path, "wb") as f:
+        pickle.dump({"weight_gain": np.float64(1.0), "x": np.dtype("O")}, f)
+    with pytest.raises(NetworkFileError, match="numpy object") as err:
+        load_network_pkl(str(path))
+    assert "\n" not in str(err.value)
