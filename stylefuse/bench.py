@@ -74,6 +74,7 @@ def bench_train(argv: Sequence[str] | None = None) -> dict[str, float]:
                                      args.fp16_res, args.overrides)
     configure_backends(cfg)
     module = module.to(device)
+    module.configure_layout(device)
     opt_G, opt_D = module.configure_optimizers()
     optimizers = {"G": opt_G, "D": opt_D}
     real_img = torch.rand([args.batch, 3, args.res, args.res], device=device) * 2 - 1
