@@ -15,8 +15,8 @@ from collections.abc import Sequence
 
 import torch
 
-from stylefuse.generate import resolve_device
 from stylefuse.nn import Generator
+from stylefuse.utils.devices import resolve_device
 from stylefuse.utils.images import generated_to_uint8
 
 

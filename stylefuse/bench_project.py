@@ -20,9 +20,9 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from stylefuse.config import CONF_DIR
-from stylefuse.generate import resolve_device
 from stylefuse.nn import Generator
 from stylefuse.projection import Projector, build_projector, render
+from stylefuse.utils.devices import resolve_device
 
 
 def bench_project(argv: Sequence[str] | None = None) -> dict[str, float]:

@@ -31,12 +31,12 @@ from stylefuse.generate import (
     class_label,
     load_generator,
     load_w,
-    resolve_device,
     save_w,
     seed_to_z,
     synthesize_uint8,
 )
 from stylefuse.nn import Generator
+from stylefuse.utils.devices import resolve_device
 from stylefuse.utils.images import save_image
 from stylefuse.utils.shapes import assert_shape
 

@@ -29,6 +29,7 @@ from stylefuse.config import CONF_DIR
 from stylefuse.errors import ConfigError
 from stylefuse.legacy import load_network_pkl
 from stylefuse.nn import Generator
+from stylefuse.utils.devices import resolve_device
 from stylefuse.utils.images import generated_to_uint8, save_image, save_image_grid
 
 log = logging.getLogger(__name__)
@@ -82,16 +83,6 @@ def class_label(G: Generator, class_idx: int | None, device: torch.device) -> to
         raise ConfigError(f"class_idx={class_idx} is out of range: the network has classes 0..{G.c_dim - 1}")
     label[:, class_idx] = 1
     return label
-
-
-def resolve_device(name: str) -> torch.device:
-    """`auto` -> CUDA when available, else CPU; `cuda` without a GPU is a user error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device={name} but no CUDA device is available: use device=cpu (or device=auto)")
-    return device
 
 
 def load_generator(network: str, device: torch.device) -> Generator:

@@ -38,7 +38,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from stylefuse.errors import ConfigError
-from stylefuse.generate import load_generator, resolve_device
+from stylefuse.generate import load_generator
 from stylefuse.projection_io import (
     VIDEO_HINT,
     TargetError,
@@ -49,6 +49,7 @@ from stylefuse.projection_io import (
     save_video,
     video_available,
 )
+from stylefuse.utils.devices import resolve_device
 from stylefuse.utils.images import projected_to_uint8
 from stylefuse.utils.shapes import assert_shape
 

@@ -26,11 +26,11 @@ from stylefuse.generate import (
     class_label,
     load_generator,
     parse_seeds,
-    resolve_device,
     seed_to_z,
     synthesize_uint8,
 )
 from stylefuse.nn import Generator
+from stylefuse.utils.devices import resolve_device
 from stylefuse.utils.images import generated_to_uint8, save_image
 
 log = logging.getLogger(__name__)

@@ -6,21 +6,13 @@ import os
 from typing import Any
 
 import hydra.utils
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 from stylefuse.errors import ConfigError
 from stylefuse.legacy import load_network_pkl
 from stylefuse.metrics.options import MetricDataset, MetricOptions
 from stylefuse.metrics.registry import calc_metric, check_metrics, report_metric
-
-
-def choose_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if torch.device(name).type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device={name} but CUDA is not available; use device=cpu or device=auto")
-    return torch.device(name)
+from stylefuse.utils.devices import resolve_device
 
 
 def real_data(cfg: DictConfig, training_set_kwargs: dict[str, Any] | None) -> tuple[dict[str, Any],
@@ -40,7 +32,7 @@ def run(cfg: DictConfig) -> list[dict[str, Any]]:
     beside the network file (or in the run directory for a URL or pretrained name)."""
     metrics = list(cfg.metrics)
     check_metrics(metrics)
-    device = choose_device(cfg.device)
+    device = resolve_device(cfg.device)
     network = load_network_pkl(cfg.network)
     G = network["G_ema"]
     dataset_kwargs, dataset = real_data(cfg, network.get("training_set_kwargs"))
