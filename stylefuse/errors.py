@@ -15,3 +15,7 @@ class NetworkFileError(StylefuseError, ValueError):
 
 class ConfigError(StylefuseError, ValueError):
     """A configuration value that is out of range or inconsistent with the data or the network."""
+
+
+class TargetError(StylefuseError, ValueError):
+    """A target image (or folder of them) that cannot be projected."""

@@ -13,22 +13,15 @@ import logging
 import os
 from collections.abc import Sequence
 
-import hydra
 import numpy as np
 import torch
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from stylefuse.cli import user_errors
-from stylefuse.config import CONF_DIR
+from stylefuse.cli import hydra_job
 from stylefuse.errors import ConfigError
-from stylefuse.generate import (
-    class_label,
-    load_generator,
-    parse_seeds,
-    seed_to_z,
-    synthesize_uint8,
-)
+from stylefuse.latents import class_label, parse_seeds, seed_to_z, synthesize_uint8
+from stylefuse.networks import load_generator
 from stylefuse.nn import Generator
 from stylefuse.utils.devices import resolve_device
 from stylefuse.utils.images import generated_to_uint8, save_image
@@ -82,7 +75,7 @@ def mixing_grid(images: dict[tuple[int, int], np.ndarray], row_seeds: Sequence[i
     return canvas
 
 
-def run_style_mixing(cfg: DictConfig) -> np.ndarray:
+def run(cfg: DictConfig) -> np.ndarray:
     """The job behind `python -m stylefuse.style_mixing`; returns the grid it wrote."""
     out_dir = str(cfg.paths.output_dir)
     rows, cols = parse_seeds(cfg.rows, "rows"), parse_seeds(cfg.cols, "cols")
@@ -97,10 +90,7 @@ def run_style_mixing(cfg: DictConfig) -> np.ndarray:
     return grid
 
 
-@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="style_mixing")
-@user_errors
-def main(cfg: DictConfig) -> None:
-    run_style_mixing(cfg)
+main = hydra_job("style_mixing", run)
 
 
 if __name__ == "__main__":

@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
 
-from stylefuse.config import CONF_DIR
-from stylefuse.legacy import save_network_snapshot
+from stylefuse.cli import CONF_DIR, register_resolvers
+from stylefuse.networks import save_network_snapshot
 from stylefuse.nn import Discriminator, Generator
 
 REPO = Path(__file__).resolve().parents[1]
@@ -18,6 +18,7 @@ GOLDEN_DIR = REPO.parent / "shared" / "golden"  # CI has shared/ beside its clon
 
 def compose_cfg(config_name: str | None, overrides: list[str], return_hydra_config: bool = False):
     """Composes `conf/<config_name>.yaml` (None = groups only) with command-line style overrides."""
+    register_resolvers()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose(config_name, overrides=overrides, return_hydra_config=return_hydra_config)
 

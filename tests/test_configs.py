@@ -8,10 +8,10 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 
-from stylefuse.config import CONF_DIR
+from stylefuse.cli import CONF_DIR
 from stylefuse.errors import DatasetError
 from stylefuse.nn import Discriminator, Generator
-from stylefuse.training.setup import network_kwargs, resolve_model_spec
+from stylefuse.training.builders import network_kwargs, resolve_model_spec
 from tests.helpers import compose_cfg
 
 

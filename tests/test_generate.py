@@ -10,9 +10,11 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from stylefuse.bench_generate import bench_generate
+from stylefuse.bench.generate import main as bench_generate
 from stylefuse.errors import ConfigError
-from stylefuse.generate import class_label, generate_images, load_w, parse_seeds, run_generate, save_w
+from stylefuse.generate import generate_images
+from stylefuse.generate import run as run_generate
+from stylefuse.latents import class_label, load_w, parse_seeds, save_w
 from stylefuse.utils.images import load_image
 from tests.helpers import REPO, compose_cfg, official_uint8, tiny_network
 

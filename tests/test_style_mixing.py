@@ -11,7 +11,8 @@ import torch
 
 from stylefuse.errors import ConfigError
 from stylefuse.fusion import fuse_ws
-from stylefuse.style_mixing import mixing_grid, run_style_mixing, style_mix
+from stylefuse.style_mixing import mixing_grid, style_mix
+from stylefuse.style_mixing import run as run_style_mixing
 from stylefuse.utils.images import load_image
 from tests.helpers import REPO, compose_cfg, official_uint8, tiny_network
 

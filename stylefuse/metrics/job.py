@@ -9,9 +9,9 @@ import hydra.utils
 from omegaconf import DictConfig, OmegaConf
 
 from stylefuse.errors import ConfigError
-from stylefuse.legacy import load_network_pkl
 from stylefuse.metrics.options import MetricDataset, MetricOptions
 from stylefuse.metrics.registry import calc_metric, check_metrics, report_metric
+from stylefuse.networks import load_network_pkl
 from stylefuse.utils.devices import resolve_device
 
 

@@ -16,7 +16,7 @@ from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 from pytorch_lightning.utilities import rank_zero_only
 from tqdm.auto import tqdm
 
-from stylefuse.legacy import save_network_snapshot
+from stylefuse.networks import save_network_snapshot
 from stylefuse.training.plot import plot_figure4
 from stylefuse.utils.images import save_image_grid
 

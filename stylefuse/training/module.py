@@ -26,9 +26,9 @@ from omegaconf import OmegaConf
 
 from stylefuse.augment.ada import build_augment
 from stylefuse.errors import ConfigError
-from stylefuse.losses import RoundInputs, StyleGAN2Loss
 from stylefuse.nn import Discriminator, Generator, set_block_options
 from stylefuse.training.logging import log_scalars
+from stylefuse.training.loss import RoundInputs, StyleGAN2Loss
 
 log = logging.getLogger(__name__)
 

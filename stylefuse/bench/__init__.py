@@ -1,0 +1,1 @@
+"""Benchmarks of the training step, projection and generation: `python -m stylefuse.bench`."""

@@ -1,0 +1,28 @@
+"""Benchmarks:  python -m stylefuse.bench train|project|generate [options]  (--help after the job for its options)
+
+Each job times what the corresponding command runs, on shapes given as flags, and prints its figures on the last
+line (see the job's module: stylefuse/bench/train.py, project.py, generate.py).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Sequence
+
+JOBS = ("train", "project", "generate")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in JOBS:
+        print(f"usage: python -m stylefuse.bench {'|'.join(JOBS)} [options]  (--help after the job for its options)",
+              file=sys.stderr)
+        raise SystemExit(2)
+    job, job_argv = argv[0], argv[1:]
+    # Each job imports only what it needs.
+    importlib.import_module(f"stylefuse.bench.{job}").main(job_argv)
+
+
+if __name__ == "__main__":
+    main()

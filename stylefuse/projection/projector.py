@@ -1,0 +1,201 @@
+"""GAN inversion (projection): the latent and noise maps with which G reproduces a target image.
+
+The algorithm is the official StyleGAN2-ADA projector (spec 9.1), generalised in two ways that keep its results:
+- `space='w+'` optimizes one latent per layer (initialised at w_avg) instead of one w repeated over all layers;
+- targets are optimized in batches. Every image has its own latent, noise maps, Adam state and random stream, and
+  the loss is a sum over images, so images never influence each other (bit for bit) and each follows the run it
+  would have alone, up to float rounding that depends on the batch size (matmul/conv blocking). Adam can amplify
+  that rounding over hundreds of steps at the official learning rate, as rerunning on another GPU would; final
+  LPIPS/PSNR agree closely (tests/test_projection.py).
+
+Perceptual distance: the official code runs NVIDIA's TorchScript `vgg16.pt` (LPIPS-VGG features). We use the `lpips`
+package instead (the same LPIPS-VGG distance; a TorchScript file from the internet would be code we run). Its VGG
+trunk comes from torchvision's ImageNet weights, downloaded on first use; the model is passed in (`lpips_model`), so
+tests use `lpips.LPIPS(net='vgg', pnet_rand=True)`, which downloads nothing.
+
+Outputs follow the official tool: proj.png (and each video frame) is `G.synthesis(w, noise_mode='const')` of the
+caller's G, i.e. with the network's own noise buffers, which is also what `generate.py --projected-w` renders; the
+optimized noise maps are saved beside it in noise.npz.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import lpips
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from stylefuse.errors import ConfigError
+from stylefuse.projection.lpips import LpipsDistance
+from stylefuse.utils.shapes import assert_shape
+
+SPACES = ("w", "w+")
+
+
+def learning_rate(t: float, initial_learning_rate: float, rampdown_length: float, rampup_length: float) -> float:
+    """Learning rate at progress t = step / num_steps: linear warm-up from 0, cosine ramp-down to 0."""
+    ramp = min(1.0, (1.0 - t) / rampdown_length)
+    ramp = 0.5 - 0.5 * math.cos(ramp * math.pi)
+    ramp = ramp * min(1.0, t / rampup_length)
+    return initial_learning_rate * ramp
+
+
+def latent_noise_scale(t: float, w_std: float, initial_noise_factor: float, noise_ramp_length: float) -> float:
+    """Std of the noise added to the latent at progress t: decays quadratically to 0 at t = noise_ramp_length."""
+    return w_std * initial_noise_factor * max(0.0, 1.0 - t / noise_ramp_length) ** 2
+
+
+@torch.no_grad()
+def compute_w_stats(G: torch.nn.Module, num_samples: int, device: torch.device) -> tuple[torch.Tensor, np.float32]:
+    """W midpoint [1, 1, w_dim] and scalar std (sqrt of the total variance) over mapped RandomState(123) z's."""
+    z = np.random.RandomState(123).randn(num_samples, G.z_dim)
+    w = G.mapping(torch.from_numpy(z).to(device), None)[:, :1, :]  # [num_samples, 1, w_dim]
+    # Reduced in float32 numpy, and w_std kept a numpy float32, so the latent noise scale is computed in float32
+    # exactly as the official code computes it.
+    w = w.cpu().numpy().astype(np.float32)
+    w_avg = np.mean(w, axis=0, keepdims=True)
+    w_std = np.float32(np.sum((w - w_avg) ** 2) / num_samples) ** 0.5
+    return torch.from_numpy(w_avg).to(device), w_std
+
+
+def noise_regularization(noise_bufs: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Per-image [N] sum of squared autocorrelations (1-pixel shifts in x and y) of noise maps [N, 1, H, W], at
+    every scale of a 2x average-pooling pyramid down to 8x8: pushes the maps towards white noise."""
+    reg = 0
+    for v in noise_bufs:
+        while True:
+            reg = reg + (v * v.roll(shifts=1, dims=3)).mean(dim=[1, 2, 3]) ** 2
+            reg = reg + (v * v.roll(shifts=1, dims=2)).mean(dim=[1, 2, 3]) ** 2
+            if v.shape[2] <= 8:
+                break
+            v = F.avg_pool2d(v, kernel_size=2)
+    return reg
+
+
+@torch.no_grad()
+def normalize_noise_(noise_bufs: Sequence[torch.Tensor]) -> None:
+    """Renormalizes each image's noise map [N, 1, H, W] to zero mean and unit variance, in place."""
+    for buf in noise_bufs:
+        buf -= buf.mean(dim=[1, 2, 3], keepdim=True)
+        buf *= buf.square().mean(dim=[1, 2, 3], keepdim=True).rsqrt()
+
+
+
+@dataclass
+class Projection:
+    """What `Projector.project` returns for a batch of N targets."""
+
+    ws: torch.Tensor                # [N, num_ws, w_dim] final latents (without the latent noise).
+    noise: dict[str, torch.Tensor]  # Noise buffer name in G.state_dict() -> optimized maps [N, H, W].
+    w_steps: torch.Tensor | None    # [num_steps, N, num_ws, w_dim] latents after every step, if recorded.
+
+
+class Projector:
+    """The official projector (space 'w') and its W+ variant, for batches of target images."""
+
+    def __init__(
+        self,
+        G: torch.nn.Module,                    # Generator; a private copy is optimized, G itself is never changed.
+        lpips_model: lpips.LPIPS,              # Perceptual distance (LPIPS-VGG); frozen in place.
+        space: str = "w",                      # 'w': one w repeated over all layers (official); 'w+': one per layer.
+        num_steps: int = 1000,                 # Number of optimization steps.
+        w_avg_samples: int = 10000,            # Mapped z's for the W midpoint and std.
+        initial_learning_rate: float = 0.1,    # Peak Adam learning rate.
+        initial_noise_factor: float = 0.05,    # Latent noise std at step 0, relative to the W std.
+        lr_rampdown_length: float = 0.25,      # Cosine ramp-down of the learning rate over this last fraction.
+        lr_rampup_length: float = 0.05,        # Linear warm-up of the learning rate over this first fraction.
+        noise_ramp_length: float = 0.75,       # The latent noise reaches 0 at this fraction of the steps.
+        regularize_noise_weight: float = 1e5,  # Weight of the noise autocorrelation penalty.
+        mse_weight: float = 0.0,               # Weight of a pixel MSE term (images in [-1, 1]), 0 = official.
+        seed: int = 303,                       # Seed of every image's random stream (noise maps, latent noise).
+        device: str | torch.device = "cpu",
+    ):
+        if space not in SPACES:
+            raise ConfigError(f"projector.space must be one of {SPACES}, got {space!r}")
+        if G.c_dim != 0:
+            raise ConfigError(f"projection needs an unconditional network, this one has c_dim={G.c_dim}")
+        self.space = space
+        self.num_steps = num_steps
+        self.initial_learning_rate = initial_learning_rate
+        self.initial_noise_factor = initial_noise_factor
+        self.lr_rampdown_length = lr_rampdown_length
+        self.lr_rampup_length = lr_rampup_length
+        self.noise_ramp_length = noise_ramp_length
+        self.regularize_noise_weight = regularize_noise_weight
+        self.mse_weight = mse_weight
+        self.seed = seed
+        self.device = torch.device(device)
+
+        self.G = copy.deepcopy(G).eval().requires_grad_(False).to(self.device)
+        self.w_avg, self.w_std = compute_w_stats(self.G, w_avg_samples, self.device)  # [1, 1, w_dim], scalar
+        self.noise_shapes = {name: buf.shape for name, buf in self.G.synthesis.named_buffers() if "noise_const" in name}
+        self.distance = LpipsDistance(lpips_model).to(self.device)
+
+    def project(self, target: torch.Tensor, record_steps: bool = False, progress: bool = True) -> Projection:
+        """Projects targets [N, C, H, W] with values in [0, 255] (G's channels and resolution)."""
+        G = self.G
+        N = target.shape[0]
+        assert_shape(target, [None, G.img_channels, G.img_resolution, G.img_resolution])
+        target = target.to(self.device, torch.float32)
+        with torch.no_grad():
+            target_features = self.distance.features(target)
+
+        # One random stream per image, consumed as the official code consumes the global one: noise maps first,
+        # then one latent-noise draw per step.
+        generators = [torch.Generator(self.device).manual_seed(self.seed) for _ in range(N)]
+        noise_bufs = self._install_noise(generators)  # [N, 1, H, W] each
+        L = 1 if self.space == "w" else G.num_ws
+        w_opt = self.w_avg.repeat(N, L, 1).requires_grad_(True)  # [N, L, w_dim]
+        w_steps = torch.zeros([self.num_steps, N, L, G.w_dim], device=self.device) if record_steps else None
+        optimizer = torch.optim.Adam([w_opt, *noise_bufs], betas=(0.9, 0.999), lr=self.initial_learning_rate)
+
+        bar = tqdm(range(self.num_steps), desc=f"projecting {N} image{'s' * (N > 1)}", disable=not progress,
+                   leave=False)
+        for step in bar:
+            t = step / self.num_steps
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(t, self.initial_learning_rate, self.lr_rampdown_length,
+                                            self.lr_rampup_length)
+            noise_scale = latent_noise_scale(t, self.w_std, self.initial_noise_factor, self.noise_ramp_length)
+            w_noise = torch.cat([torch.randn([1, L, G.w_dim], generator=g, device=self.device) for g in generators])
+            ws = (w_opt + w_noise * noise_scale).repeat([1, G.num_ws // L, 1])  # [N, num_ws, w_dim]
+            synth = (G.synthesis(ws, noise_mode="const") + 1) * (255 / 2)
+
+            dist = self.distance.distance(target_features, self.distance.features(synth))  # [N]
+            loss = dist + noise_regularization(noise_bufs) * self.regularize_noise_weight
+            if self.mse_weight != 0:
+                loss = loss + ((synth - target) / 127.5).square().mean(dim=[1, 2, 3]) * self.mse_weight
+            optimizer.zero_grad(set_to_none=True)
+            loss.sum().backward()  # A sum keeps every image's gradients its own.
+            optimizer.step()
+
+            if w_steps is not None:
+                w_steps[step] = w_opt.detach()
+            normalize_noise_(noise_bufs)
+            if progress and (step % 10 == 0 or step == self.num_steps - 1):
+                bar.set_postfix(dist=f"{dist.detach().mean().item():.4f}", loss=f"{loss.detach().mean().item():.4f}")
+
+        return Projection(
+            ws=w_opt.detach().repeat([1, G.num_ws // L, 1]),
+            noise={f"synthesis.{name}": buf.detach()[:, 0] for name, buf in zip(self.noise_shapes, noise_bufs)},
+            w_steps=w_steps.repeat([1, 1, G.num_ws // L, 1]) if w_steps is not None else None,
+        )
+
+    def _install_noise(self, generators: list[torch.Generator]) -> list[torch.Tensor]:
+        """Fresh randn noise maps [N, 1, H, W] as the private G's `noise_const` buffers, so one batched synthesis
+        uses per-image maps: SynthesisLayer adds `noise_const * noise_strength`, which broadcasts over the batch."""
+        bufs = []
+        for name, shape in self.noise_shapes.items():
+            buf = torch.stack([torch.randn(shape, generator=g, device=self.device) for g in generators])
+            buf = buf.unsqueeze(1).requires_grad_(True)
+            layer_name, buf_name = name.rsplit(".", 1)
+            setattr(self.G.synthesis.get_submodule(layer_name), buf_name, buf)
+            bufs.append(buf)
+        return bufs
+
