@@ -19,3 +19,11 @@ class ConfigError(StylefuseError, ValueError):
 
 class TargetError(StylefuseError, ValueError):
     """A target image (or folder of them) that cannot be projected."""
+
+
+class AlignmentError(StylefuseError, ValueError):
+    """A photo that cannot be aligned: unreadable, or without a face the landmark detector finds."""
+
+
+class MissingExtraError(StylefuseError, ImportError):
+    """A feature whose optional dependencies are not installed; the message gives the `pip install` line."""

@@ -18,24 +18,26 @@ from stylefuse.utils.video import write_video
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 
-def list_targets(target: str | os.PathLike) -> list[Path]:
-    """One image file, or the images of a folder (sorted, not recursive); one-line errors for unusable paths."""
+def list_targets(target: str | os.PathLike, argument: str = "target=") -> list[Path]:
+    """One image file, or the images of a folder (sorted, not recursive); one-line errors for unusable paths, naming
+    the command-line `argument` that gave it."""
     path = Path(target).expanduser()
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
         if not files:
             raise TargetError(f"no images in folder {path} (add {'/'.join(IMAGE_EXTENSIONS)} files or point "
-                              f"target= at an image)")
+                              f"{argument} at an image)")
         stems = [p.stem for p in files]
         clash = next((s for s in stems if stems.count(s) > 1), None)
         if clash is not None:
-            raise TargetError(f"several images in {path} are named {clash!r}; results go to <run>/<name>/, so "
-                              f"rename them to distinct names")
+            raise TargetError(f"several images in {path} are named {clash!r}; results are named after the images, "
+                              f"so rename them to distinct names")
         return files
+    noun = argument.rstrip("=")
     if not path.exists():
-        raise TargetError(f"target not found: {path} (target= must be an image file or a folder of images)")
+        raise TargetError(f"{noun} not found: {path} ({argument} must be an image file or a folder of images)")
     if path.suffix.lower() not in IMAGE_EXTENSIONS:
-        raise TargetError(f"target {path} is not an image file (use one of {', '.join(IMAGE_EXTENSIONS)})")
+        raise TargetError(f"{noun} {path} is not an image file (use one of {', '.join(IMAGE_EXTENSIONS)})")
     return [path]
 
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import PIL.Image
+import PIL.ImageOps
 import torch
 
 
@@ -65,18 +66,26 @@ def save_image(img: np.ndarray | torch.Tensor, path: str | os.PathLike) -> None:
     PIL.Image.fromarray(img, "L" if img.ndim == 2 else "RGB").save(path)
 
 
-def load_image(path: str | os.PathLike) -> np.ndarray:
-    """Reads an image file as uint8 HWC RGB (grayscale kept as HW1); one-line error for missing or corrupt files."""
+def open_image(path: str | os.PathLike) -> PIL.Image.Image:
+    """An image file, decoded and upright (its EXIF orientation applied: phone photos are often stored sideways);
+    one-line errors for missing, corrupt or oversized files."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"image not found: {path} (check the path)")
     try:
         with PIL.Image.open(path) as image:
-            image.load()
-            if image.mode not in ("L", "RGB"):
-                image = image.convert("RGB")
-            arr = np.asarray(image)
+            return PIL.ImageOps.exif_transpose(image)  # a decoded copy, also when there is nothing to turn
+    except PIL.Image.DecompressionBombError as err:
+        raise ValueError(f"cannot read image {path}: {err} (downscale it first)") from err
     except (PIL.UnidentifiedImageError, OSError, SyntaxError) as err:
         raise ValueError(f"cannot read image {path}: {err} (is it a valid PNG/JPEG file?)") from err
+
+
+def load_image(path: str | os.PathLike) -> np.ndarray:
+    """Reads an image file as uint8 HWC RGB (grayscale kept as HW1); one-line error for missing or corrupt files."""
+    image = open_image(path)
+    if image.mode not in ("L", "RGB"):
+        image = image.convert("RGB")
+    arr = np.asarray(image)
     return arr[:, :, None] if arr.ndim == 2 else arr
 
 
