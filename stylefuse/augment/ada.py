@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
 
 from stylefuse.augment.pipe import AugmentPipe
 from stylefuse.errors import ConfigError
@@ -84,31 +82,3 @@ class AdaController(torch.nn.Module):
                 adjust = torch.nan_to_num(torch.sign(self.rt - self.target)) * self.adjust_step  # No r_t yet: keep p.
                 pipe.p.copy_((pipe.p + adjust).clamp(min=0))
         return self.rt.clone()
-
-
-def build_augment(cfg: DictConfig, batch_size: int) -> tuple[AugmentPipe | None, AdaController]:
-    """The pipe (None without augmentation) with its starting p, and the controller, from an `augment` config.
-
-    As in the official training loop there is no pipe for `noaug`, nor for `fixed` with p = 0.
-    """
-    mode = cfg.get("mode")
-    if mode not in MODES:
-        raise ConfigError(f"unknown augment mode {mode!r}; use one of {', '.join(MODES)} (augment=ada|fixed|noaug)")
-    if mode == "noaug":
-        return None, AdaController(mode=mode, batch_size=batch_size)
-    if mode == "fixed":
-        if OmegaConf.is_missing(cfg, "p"):
-            raise ConfigError("augment=fixed needs the augmentation probability; add e.g. augment.p=0.2")
-        p = float(cfg.p)
-        controller = AdaController(mode=mode, batch_size=batch_size)
-    else:
-        p = float(cfg.initial_p)
-        controller = AdaController(mode=mode, target=cfg.target, interval=cfg.interval, kimg=cfg.kimg,
-                                   batch_size=batch_size)
-    if p < 0:
-        raise ConfigError(f"the augmentation probability must be >= 0, got {p}; fix augment.p / augment.initial_p")
-    if mode == "fixed" and p == 0:
-        return None, controller
-    pipe = instantiate(cfg.pipe)
-    pipe.p.fill_(p)
-    return pipe, controller

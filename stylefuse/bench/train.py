@@ -5,13 +5,13 @@
         --device cuda --fp16-res 4 allow_tf32=true
 
 `train` times the training iteration that `train.py` runs: the module is built from the composed `train` config by
-`stylefuse.training.setup.build_module` (preset `paper256` with the sizes given here, ADA `bgc` pipe at a fixed
+`stylefuse.training.builders.build_module` (preset `paper256` with the sizes given here, ADA `bgc` pipe at a fixed
 p = 0.2, style mixing 0.9, path length weight 2, R1 gamma 1, G_ema), and each iteration is the module's own
-`draw_phase_inputs` + `run_iteration` with its own optimizers, on random real images. The schedule mirrors the
-official step bench (`official_step_bench.py`): `warmup` untimed iterations with batch_idx 1, 2, ... (main phases
-only), then `iters` timed ones with batch_idx 0, 1, ... (Greg every 4, Dreg every 16). Trailing `key=value` words are
-Hydra overrides of the `train` config (e.g. `allow_tf32=true`). Last line: `sec/kimg=<float> peak_rss_mb=<int>`
-(plus `peak_cuda_mb=<int> tflops=<float>` on GPU).
+`due_phases` + `draw_phase_inputs` + `run_iteration` with its own optimizers, on random real images. The schedule
+mirrors the official step bench (`official_step_bench.py`): `warmup` untimed iterations with batch_idx 1, 2, ...
+(main phases only), then `iters` timed ones with batch_idx 0, 1, ... (Greg every 4, Dreg every 16). Trailing
+`key=value` words are Hydra overrides of the `train` config (e.g. `allow_tf32=true`). Last line:
+`sec/kimg=<float> peak_rss_mb=<int>` (plus `peak_cuda_mb=<int> tflops=<float>` on GPU).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def build_bench_module(res: int, batch: int, channel_base: int, channel_max: int
             "augment=fixed", "augment.p=0.2", "seed=0", *overrides])
     dataset = SimpleNamespace(resolution=res, num_channels=3, label_dim=0, training_set_kwargs={})
     torch.manual_seed(cfg.seed)
-    return build_module(cfg, dataset, gpus=1), cfg
+    return build_module(cfg, dataset, world_size=1, transfer=False), cfg
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, float]:
@@ -69,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         torch.set_num_threads(args.threads)
     module, cfg = build_bench_module(args.res, args.batch, args.channel_base, args.channel_max, args.map,
                                      args.fp16_res, args.overrides)
-    configure_backends(cfg)
+    configure_backends(cfg.cudnn_benchmark, cfg.allow_tf32)
     module = module.to(device)
     module.configure_layout(device)
     opt_G, opt_D = module.configure_optimizers()
@@ -81,8 +81,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
           f"{args.warmup} + {args.iters} iterations on {device}")
 
     def iteration(batch_idx: int) -> None:
-        module.batch_idx.fill_(batch_idx)
-        module.run_iteration(real_img, real_c, module.draw_phase_inputs(rank=0, world_size=1), optimizers)
+        inputs = module.draw_phase_inputs(module.due_phases(batch_idx), rank=0, world_size=1)
+        module.run_iteration(real_img, real_c, inputs, optimizers)
 
     def synchronize() -> None:
         if device.type == "cuda":
@@ -118,8 +118,7 @@ def _schedule_flops(module: StyleGAN2Module, iteration, iters: int) -> float:
     patterns: Counter[tuple[str, ...]] = Counter()
     first_idx: dict[tuple[str, ...], int] = {}
     for i in range(iters):
-        module.batch_idx.fill_(i)
-        due = tuple(phase.name for phase in module.phases if module._phase_due(phase))
+        due = tuple(phase.name for phase in module.due_phases(i))
         patterns[due] += 1
         first_idx.setdefault(due, i)
     total = 0.0

@@ -8,6 +8,7 @@ from stylefuse.data.datasets import (
     ImageFolderDataset,
     LmdbDataset,
     build_dataset,
+    open_dataset,
 )
 from stylefuse.data.toy import ToyDataset
 
@@ -20,4 +21,5 @@ __all__ = [
     "LmdbDataset",
     "ToyDataset",
     "build_dataset",
+    "open_dataset",
 ]

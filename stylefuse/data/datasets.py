@@ -528,3 +528,18 @@ def build_dataset(training_set_kwargs: Mapping[str, Any]) -> Dataset:
         raise ConfigError(f"unknown dataset class {class_name!r}; use one of {sorted(DATASET_CLASSES)}")
     module, _, attr = DATASET_CLASSES[class_name].rpartition(".")
     return getattr(importlib.import_module(module), attr)(**kwargs)
+
+
+def open_dataset(settings: Mapping[str, Any], seed: int) -> tuple[Dataset, dict[str, Any]]:
+    """The dataset of a `conf/dataset` entry (its `class_name`, the class's arguments, `num_workers`, `pin_memory`
+    and an optional `download_hint`) and its loader settings; `seed` picks the `max_size` subset. Raises a one-line
+    DatasetError when the data is missing (with the entry's download hint) or unusable."""
+    kwargs = dict(settings)
+    loader = {key: kwargs.pop(key) for key in ("num_workers", "pin_memory")}
+    hint = kwargs.pop("download_hint", None)
+    try:
+        return build_dataset(dict(kwargs, random_seed=seed)), loader
+    except DatasetNotFoundError as err:
+        if hint is None:
+            raise
+        raise DatasetNotFoundError(err.path, hint) from None

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import hydra.utils
 from omegaconf import DictConfig, OmegaConf
 
+from stylefuse.data.datasets import open_dataset
 from stylefuse.errors import ConfigError
 from stylefuse.metrics.options import MetricDataset, MetricOptions
 from stylefuse.metrics.registry import calc_metric, check_metrics, report_metric
@@ -19,8 +19,8 @@ def real_data(cfg: DictConfig, training_set_kwargs: dict[str, Any] | None) -> tu
                                                                                       MetricDataset | None]:
     """The real data: the `dataset` config when it is complete, else the network file's training_set_kwargs."""
     if cfg.get("dataset") is not None and not OmegaConf.missing_keys(cfg.dataset):
-        datamodule = hydra.utils.instantiate(cfg.dataset, batch_size=cfg.batch_size, seed=cfg.seed)
-        return dict(datamodule.dataset.training_set_kwargs), datamodule.dataset
+        dataset, _ = open_dataset(OmegaConf.to_container(cfg.dataset, resolve=True), seed=cfg.seed)
+        return dict(dataset.training_set_kwargs), dataset
     if training_set_kwargs is None:
         raise ConfigError("the network file does not say which data it was trained on; "
                           "pass dataset=<option> or dataset.path=<folder or zip>")

@@ -1,23 +1,65 @@
-"""Builders: from the composed `train` config to the training module and its parts (the one home of every check)."""
+"""Builders: from the composed `train` config to the training set, the data module and the training module.
+
+This is the one place that reads training configs and checks them against each other and against the data; the
+library classes (`StyleGAN2Module`, `ImageDataModule`, `AugmentPipe`, ...) take plain arguments. The official
+`train.py` semantics (cfg_specs presets, `auto` formulas, `--resume` transfer settings) live here.
+"""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from stylefuse.augment.ada import MODES as AUGMENT_MODES
+from stylefuse.data.datamodule import ImageDataModule
+from stylefuse.data.datasets import Dataset
 from stylefuse.errors import ConfigError
 from stylefuse.training.module import StyleGAN2Module
 
 log = logging.getLogger(__name__)
 
+# Official `--resume` (transfer learning): no EMA ramp-up and ADA adjusting p five times faster.
+TRANSFER_ADA_KIMG = 100
+DEFAULT_ADA_KIMG = 500
 
-def resolve_model_spec(model: DictConfig | dict, resolution: int, gpus: int) -> dict[str, Any]:
-    """The official cfg_specs entry for this run (spec 1.1-1.2): `auto` computes its values from the resolution
-    and the GPU count; values set in the config (not null) always win."""
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A resolved model preset (official train.py cfg_specs entry plus the fixed network kwargs, spec 1.1-1.3)."""
+
+    name: str
+    ref_gpus: int            # GPUs the preset was tuned for
+    batch_size: int          # images per iteration over all GPUs
+    batch_gpu: int           # images per accumulation round per GPU
+    mbstd_group: int         # minibatch-std group size
+    channel_base: int
+    channel_max: int
+    lrate: float             # Adam learning rate (before lazy-regularization scaling)
+    gamma: float             # R1 weight
+    ema_kimg: float          # G_ema half-life in kimg
+    ema_rampup: float | None
+    map_layers: int
+    z_dim: int
+    w_dim: int
+    num_fp16_res: int
+    conv_clamp: float | None
+    channels_last: bool      # official --nhwc (fp16 blocks)
+    fp32_channels_last: bool | None
+    fp16_dtype: str
+    g_architecture: str
+    d_architecture: str
+    freeze_d: int
+    style_mixing_prob: float
+    pl_weight: float
+
+
+def resolve_model_spec(model: DictConfig | dict, resolution: int, gpus: int) -> ModelSpec:
+    """The model preset for this run: `auto` computes its values from the resolution and the GPU count (official
+    formulas); values set in the config (not null) always win; `fp32` turns mixed precision and clamping off."""
     spec = OmegaConf.to_container(model, resolve=True) if isinstance(model, DictConfig) else dict(model)
     if spec.get("name") == "auto":
         batch = max(min(gpus * min(4096 // resolution, 32), 64), gpus)
@@ -31,37 +73,110 @@ def resolve_model_spec(model: DictConfig | dict, resolution: int, gpus: int) -> 
     if missing:
         raise ConfigError(f"model preset {spec.get('name')!r} leaves {', '.join(missing)} unset; set them "
                           f"(e.g. model.{missing[0]}=...) or use model=auto")
-    if spec["batch_gpu"] is None:
+    if spec.get("batch_gpu") is None:
         spec["batch_gpu"] = max(spec["batch_size"] // max(spec["ref_gpus"], gpus), 1)
-    if spec["fp32"]:
+    if spec.pop("fp32"):
         spec["num_fp16_res"], spec["conv_clamp"] = 0, None
-    return spec
+    if spec.get("fp16_dtype") not in ("float16", "bfloat16"):
+        raise ConfigError(f"model.fp16_dtype must be float16 or bfloat16, got {spec.get('fp16_dtype')!r}")
+    unknown = sorted(set(spec) - {f.name for f in fields(ModelSpec)})
+    if unknown:
+        raise ConfigError(f"model preset {spec.get('name')!r} has unknown keys {', '.join(unknown)}; remove them")
+    return ModelSpec(**spec)
 
 
-def network_kwargs(spec: dict, resolution: int, channels: int, c_dim: int) -> tuple[dict, dict]:
+def check_batch(spec: ModelSpec, world_size: int) -> None:
+    """The global batch must split into `batch_gpu`-sized rounds on every device, each a whole number of
+    minibatch-std groups."""
+    if spec.batch_size % (spec.batch_gpu * world_size) != 0:
+        raise ConfigError(f"batch {spec.batch_size} does not split into rounds of {spec.batch_gpu} on {world_size} "
+                          f"device(s); set model.batch_size to a multiple of {spec.batch_gpu * world_size} or change "
+                          f"model.batch_gpu")
+    if spec.batch_gpu % min(spec.mbstd_group, spec.batch_gpu) != 0:
+        raise ConfigError(f"model.batch_gpu={spec.batch_gpu} is not divisible by the minibatch-std group "
+                          f"{spec.mbstd_group}; change model.batch_gpu or model.mbstd_group")
+
+
+def network_kwargs(spec: ModelSpec, resolution: int, channels: int, c_dim: int) -> tuple[dict, dict]:
     """Official Generator / Discriminator constructor arguments (spec 1.3) from a resolved model spec."""
     common = dict(c_dim=c_dim, img_resolution=resolution, img_channels=channels)
-    nets = dict(channel_base=spec["channel_base"], channel_max=spec["channel_max"],
-                num_fp16_res=spec["num_fp16_res"], conv_clamp=spec["conv_clamp"])
-    G_kwargs = dict(z_dim=spec["z_dim"], w_dim=spec["w_dim"], **common,
-                    mapping_kwargs=dict(num_layers=spec["map_layers"]),
-                    synthesis_kwargs=dict(architecture=spec["g_architecture"], **nets))
-    D_kwargs = dict(**common, architecture=spec["d_architecture"], **nets,
-                    block_kwargs=dict(freeze_layers=spec["freeze_d"]),
-                    epilogue_kwargs=dict(mbstd_group_size=spec["mbstd_group"]))
-    if spec["channels_last"]:
+    nets = dict(channel_base=spec.channel_base, channel_max=spec.channel_max, num_fp16_res=spec.num_fp16_res,
+                conv_clamp=spec.conv_clamp)
+    G_kwargs = dict(z_dim=spec.z_dim, w_dim=spec.w_dim, **common, mapping_kwargs=dict(num_layers=spec.map_layers),
+                    synthesis_kwargs=dict(architecture=spec.g_architecture, **nets))
+    D_kwargs = dict(**common, architecture=spec.d_architecture, **nets,
+                    block_kwargs=dict(freeze_layers=spec.freeze_d),
+                    epilogue_kwargs=dict(mbstd_group_size=spec.mbstd_group))
+    if spec.channels_last:
         G_kwargs["synthesis_kwargs"]["fp16_channels_last"] = True
         D_kwargs["block_kwargs"]["fp16_channels_last"] = True
     return G_kwargs, D_kwargs
 
 
-def configure_backends(cfg: DictConfig) -> None:
-    """cuDNN autotuning and TF32 as configured (officially: autotuning on, TF32 off)."""
-    torch.backends.cudnn.benchmark = cfg.cudnn_benchmark
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = cfg.allow_tf32
+@dataclass(frozen=True)
+class AugmentSettings:
+    """The `augment` config as the training module's plain arguments."""
+
+    augment_kwargs: dict | None   # AugmentPipe arguments; None = no pipe (noaug, or fixed at p = 0)
+    augment_p: float              # starting probability
+    ada_kwargs: dict              # AdaController arguments
+
+
+def augment_settings(augment: DictConfig | dict, transfer: bool) -> AugmentSettings:
+    """Official --aug/--p/--target/--augpipe semantics. ADA's speed `kimg` left null is 500, or 100 when training
+    starts from another network's weights (official --resume)."""
+    cfg = OmegaConf.to_container(augment, resolve=True) if isinstance(augment, DictConfig) else dict(augment)
+    mode = cfg.get("mode")
+    if mode not in AUGMENT_MODES:
+        raise ConfigError(f"unknown augment mode {mode!r}; use augment=ada, augment=fixed or augment=noaug")
+    if mode == "noaug":
+        return AugmentSettings(None, 0.0, dict(mode=mode))
+    if mode == "fixed":
+        if cfg.get("p") in (None, "???"):
+            raise ConfigError("augment=fixed needs the augmentation probability; add e.g. augment.p=0.2")
+        p, ada_kwargs = float(cfg["p"]), dict(mode=mode)
+    else:
+        p = float(cfg["initial_p"])
+        kimg = cfg["kimg"] if cfg["kimg"] is not None else TRANSFER_ADA_KIMG if transfer else DEFAULT_ADA_KIMG
+        ada_kwargs = dict(mode=mode, target=cfg["target"], interval=cfg["interval"], kimg=kimg)
+    if p < 0:
+        raise ConfigError(f"the augmentation probability must be >= 0, got {p}; fix augment.p / augment.initial_p")
+    pipe = None if mode == "fixed" and p == 0 else dict(cfg["pipe"])
+    return AugmentSettings(pipe, p, ada_kwargs)
+
+
+def build_datamodule(dataset: Dataset, loader: dict[str, Any], batch_size: int, seed: int) -> ImageDataModule:
+    return ImageDataModule(dataset, batch_size=batch_size, seed=seed, **loader)
+
+
+def build_module(cfg: DictConfig, dataset: Dataset, world_size: int, transfer: bool) -> StyleGAN2Module:
+    """The training module of a `train` config for `dataset` on `world_size` devices. `transfer`: training starts
+    from another network's weights (official --resume): no EMA ramp-up, faster ADA (unless augment.kimg is set)."""
+    spec = resolve_model_spec(cfg.model, dataset.resolution, world_size)
+    check_batch(spec, world_size)
+    G_kwargs, D_kwargs = network_kwargs(spec, dataset.resolution, dataset.num_channels, dataset.label_dim)
+    augment = augment_settings(cfg.augment, transfer)
+    loss = cfg.loss
+    return StyleGAN2Module(
+        G_kwargs=G_kwargs, D_kwargs=D_kwargs,
+        loss_kwargs=dict(r1_gamma=spec.gamma, style_mixing_prob=spec.style_mixing_prob, pl_weight=spec.pl_weight,
+                         pl_batch_shrink=loss.pl_batch_shrink, pl_decay=loss.pl_decay),
+        optim_kwargs=dict(lr=spec.lrate, betas=list(cfg.optim.betas), eps=cfg.optim.eps),
+        batch_size=spec.batch_size, batch_gpu=spec.batch_gpu, total_kimg=cfg.total_kimg, **asdict(augment),
+        G_reg_interval=loss.G_reg_interval, D_reg_interval=loss.D_reg_interval, ema_kimg=spec.ema_kimg,
+        ema_rampup=None if transfer else spec.ema_rampup, seed=cfg.seed,
+        training_set_kwargs=dict(dataset.training_set_kwargs), fp32_channels_last=spec.fp32_channels_last,
+        fp16_dtype=spec.fp16_dtype)
+
+
+def configure_backends(cudnn_benchmark: bool, allow_tf32: bool) -> None:
+    """cuDNN autotuning and TF32 (officially: autotuning on, TF32 off)."""
+    torch.backends.cudnn.benchmark = cudnn_benchmark
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = allow_tf32
 
 
 def world_size(trainer_cfg: DictConfig) -> int:
+    """The number of training processes a `trainer` config asks for (devices x nodes)."""
     devices = trainer_cfg.get("devices", 1)
     if isinstance(devices, str):
         devices = torch.cuda.device_count() if devices in ("auto", "-1") else len(devices.split(","))
@@ -70,36 +185,3 @@ def world_size(trainer_cfg: DictConfig) -> int:
     elif devices == -1:
         devices = max(torch.cuda.device_count(), 1)
     return max(devices, 1) * int(trainer_cfg.get("num_nodes", 1))
-
-
-def build_module(cfg: DictConfig, dataset: Any, gpus: int) -> StyleGAN2Module:
-    spec = resolve_model_spec(cfg.model, dataset.resolution, gpus)
-    batch_size, batch_gpu = spec["batch_size"], spec["batch_gpu"]
-    if batch_size % (batch_gpu * gpus) != 0:
-        raise ConfigError(f"batch {batch_size} does not split into rounds of {batch_gpu} on {gpus} device(s); "
-                          f"set model.batch_size to a multiple of {batch_gpu * gpus} or change model.batch_gpu")
-    if batch_gpu % min(spec["mbstd_group"], batch_gpu) != 0:
-        raise ConfigError(f"model.batch_gpu={batch_gpu} is not divisible by the minibatch-std group "
-                          f"{spec['mbstd_group']}; change model.batch_gpu or model.mbstd_group")
-    G_kwargs, D_kwargs = network_kwargs(spec, dataset.resolution, dataset.num_channels, dataset.label_dim)
-    loss = cfg.loss
-    loss_kwargs = dict(r1_gamma=loss.r1_gamma if loss.r1_gamma is not None else spec["gamma"],
-                       style_mixing_prob=loss.style_mixing_prob, pl_weight=loss.pl_weight,
-                       pl_batch_shrink=loss.pl_batch_shrink, pl_decay=loss.pl_decay)
-    optim_kwargs = dict(lr=cfg.optim.lr if cfg.optim.lr is not None else spec["lrate"],
-                        betas=list(cfg.optim.betas), eps=cfg.optim.eps)
-    augment = OmegaConf.to_container(cfg.augment, resolve=True)
-    return StyleGAN2Module(
-        G_kwargs=G_kwargs, D_kwargs=D_kwargs, loss_kwargs=loss_kwargs, optim_kwargs=optim_kwargs,
-        batch_size=batch_size, batch_gpu=batch_gpu, total_kimg=cfg.total_kimg, augment=augment,
-        G_reg_interval=loss.G_reg_interval, D_reg_interval=loss.D_reg_interval, ema_kimg=spec["ema_kimg"],
-        ema_rampup=spec["ema_rampup"], kimg_per_tick=cfg.kimg_per_tick, seed=cfg.seed,
-        training_set_kwargs=dict(dataset.training_set_kwargs), fp32_channels_last=spec["fp32_channels_last"],
-        fp16_dtype=spec["fp16_dtype"])
-
-
-def instantiate_group(group: DictConfig | None) -> list[Any]:
-    """Instantiates every `_target_` entry of a config group holding several objects (callbacks, loggers)."""
-    if not group:
-        return []
-    return [instantiate(entry) for entry in group.values() if isinstance(entry, DictConfig) and "_target_" in entry]

@@ -157,8 +157,8 @@ class KimgProgressBar(ProgressBar):
         kimg = min(pl_module.kimg, self._bar.total)
         self._bar.update(kimg - self._shown_kimg)
         self._shown_kimg = kimg
-        values = pl_module.tick_values
-        postfix = {key.split("/")[-1]: f"{values[key]:.3g}" for key in ("loss/G", "loss/D", "augment/p")
+        values = trainer.callback_metrics  # the last tick's statistics (training.ticks.TickCallback)
+        postfix = {key.split("/")[-1]: f"{float(values[key]):.3g}" for key in ("loss/G", "loss/D", "augment/p")
                    if key in values}
         self._bar.set_postfix(postfix, refresh=True)
 

@@ -32,6 +32,15 @@ class RoundInputs:
     pl_noise: torch.Tensor | None = None   # [n_pl, C, H, W] path-length noise, already divided by sqrt(H*W)
 
 
+@dataclass
+class RoundOutputs:
+    """What one accumulation round reports: per-sample statistics to log (detached, flat) and D's logits on the
+    real images (Dmain and Dreg), the measurement ADA's heuristic feeds on."""
+
+    stats: dict[str, torch.Tensor]
+    real_logits: torch.Tensor | None = None   # [n, 1], detached
+
+
 class StyleGAN2Loss(torch.nn.Module):
     """The official StyleGAN2-ADA loss. Holds the path-length running mean `pl_mean` as a (checkpointed) buffer."""
 
@@ -89,14 +98,15 @@ class StyleGAN2Loss(torch.nn.Module):
         gain: float,
         backward: Callable[[torch.Tensor], None] = torch.Tensor.backward,
         reduce_mean: Callable[[torch.Tensor], torch.Tensor] | None = None,
-    ) -> dict[str, torch.Tensor]:
-        """Runs one round of `phase` and backpropagates it. Returns per-sample statistics (detached) to report.
+    ) -> RoundOutputs:
+        """Runs one round of `phase` and backpropagates it.
 
         `reduce_mean` averages a scalar over all ranks (identity on one device); it keeps the path-length mean
         identical across ranks.
         """
         assert phase in PHASES, f"unknown phase {phase!r}"
         stats: dict[str, torch.Tensor] = {}
+        real_logits = None
 
         if phase == "Gmain":
             gen_img, _ = self.run_G(G, inputs.gen_z, inputs.gen_c, inputs.mix_z, inputs.mix_cutoff)
@@ -132,7 +142,8 @@ class StyleGAN2Loss(torch.nn.Module):
                 stats["loss/D"] = loss_Dgen + loss
             backward(loss.mean().mul(gain))
 
-        return {name: value.detach().flatten() for name, value in stats.items()}
+        return RoundOutputs(stats={name: value.detach().flatten() for name, value in stats.items()},
+                            real_logits=None if real_logits is None else real_logits.detach())
 
     def _path_length(self, G: Generator, inputs: RoundInputs, gain: float, backward: Callable[[torch.Tensor], None],
                      reduce_mean: Callable[[torch.Tensor], torch.Tensor] | None) -> dict[str, torch.Tensor]:

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 
-from stylefuse.augment import AdaController, AugmentPipe, build_augment
-from stylefuse.cli import CONF_DIR
-from stylefuse.errors import ConfigError
+from stylefuse.augment import AdaController, AugmentPipe
 
 
 def make_pipe(p: float) -> AugmentPipe:
@@ -121,39 +118,3 @@ def test_state_round_trips_through_state_dict():
     for module in (trained, resumed):
         run(module["ada"], module["augment_pipe"], -torch.ones(8, 1), range(7, 13))
     assert resumed["augment_pipe"].p.item() == trained["augment_pipe"].p.item()
-
-
-# -------------------------------------------------------------------------------------------------------------------
-# Configs.
-
-
-def compose_augment(*overrides: str):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(overrides=list(overrides)).augment
-
-
-def test_build_ada_from_config():
-    pipe, controller = build_augment(compose_augment("+augment=ada", "augment.initial_p=0.25", "augment.kimg=100"),
-                                     batch_size=32)
-    assert isinstance(pipe, AugmentPipe) and pipe.p.item() == 0.25 and pipe.xflip == 1 and pipe.imgfilter == 0
-    assert (controller.mode, controller.target, controller.interval, controller.kimg) == ("ada", 0.6, 4, 100)
-    assert controller.adjust_step == pytest.approx(32 * 4 / 100_000)
-
-
-def test_build_fixed_and_noaug_from_config():
-    pipe, controller = build_augment(compose_augment("+augment=fixed", "augment.p=0.3", "augment/pipe=bgcfnc"), 16)
-    assert pipe.p.item() == pytest.approx(0.3) and pipe.cutout == 1 and controller.mode == "fixed"
-    assert build_augment(compose_augment("+augment=fixed", "augment.p=0"), 16)[0] is None  # As official: no pipe.
-    pipe, controller = build_augment(compose_augment("+augment=noaug"), 16)
-    assert pipe is None and controller.mode == "noaug"
-
-
-def test_config_errors_are_one_line():
-    with pytest.raises(ConfigError, match="augment=fixed needs the augmentation probability; add e.g. augment.p="):
-        build_augment(compose_augment("+augment=fixed"), 16)
-    with pytest.raises(ConfigError, match="unknown augment mode 'adaptive'"):
-        build_augment(compose_augment("+augment=ada", "augment.mode=adaptive"), 16)
-    with pytest.raises(ConfigError, match="interval >= 1"):
-        build_augment(compose_augment("+augment=ada", "augment.interval=0"), 16)
-    with pytest.raises(ConfigError, match="must be >= 0"):
-        build_augment(compose_augment("+augment=ada", "augment.initial_p=-0.1"), 16)

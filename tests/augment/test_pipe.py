@@ -16,7 +16,6 @@ import scipy.ndimage
 import torch
 import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
 
 from stylefuse.augment import AugmentPipe
 from stylefuse.augment.filters import SYM2, SYM6, octave_filter_bank
@@ -315,8 +314,7 @@ def test_double_backward_through_discriminator():
 def test_preset_composes_and_instantiates(preset):
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(overrides=["+augment=ada", f"augment/pipe={preset}"])
-    pipe = instantiate(cfg.augment.pipe)
-    assert isinstance(pipe, AugmentPipe)
+    pipe = AugmentPipe(**cfg.augment.pipe)  # a preset is a complete set of AugmentPipe arguments
     assert {name for name in MULTIPLIERS if getattr(pipe, name) == 1} == set(PRESETS[preset])
     assert all(getattr(pipe, name) == 0 for name in MULTIPLIERS if name not in PRESETS[preset])
     assert (pipe.scale_std, pipe.contrast_std, pipe.imgfilter_bands, pipe.cutout_size) == (0.2, 0.5, [1] * 4, 0.5)
@@ -327,8 +325,8 @@ def test_default_pipe_is_bgc_and_strengths_are_overridable():
         for aug in ("ada", "fixed"):
             assert compose(overrides=[f"+augment={aug}"]).augment.pipe == compose(
                 overrides=[f"+augment={aug}", "augment/pipe=bgc"]).augment.pipe
-        cfg = compose(overrides=["+augment=ada", "+augment.pipe.scale_std=0.3", "augment.pipe.noise=0.5"])
-    pipe = instantiate(cfg.augment.pipe)
+        cfg = compose(overrides=["+augment=ada", "augment.pipe.scale_std=0.3", "augment.pipe.noise=0.5"])
+    pipe = AugmentPipe(**cfg.augment.pipe)
     assert (pipe.scale_std, pipe.noise) == (0.3, 0.5)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import open_dict
+from omegaconf import OmegaConf, open_dict
 
 from stylefuse.networks import load_network_pkl
 from stylefuse.training.run import train as run_train
@@ -123,12 +123,11 @@ def test_wandb_logs_scalars_and_grids_offline_without_login(tmp_path, monkeypatc
 
 @pytest.mark.slow
 def test_cli_sweep_and_one_line_errors(tmp_path):
-    sweep = subprocess.run([sys.executable, str(REPO / "train.py"), "-m", "loss.r1_gamma=1,10", *TINY,
+    sweep = subprocess.run([sys.executable, str(REPO / "train.py"), "-m", "model.gamma=1,10", *TINY,
                             "total_kimg=0.016", "logger=none", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
                            capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert sweep.returncode == 0, sweep.stderr[-3000:]
-    gammas = sorted(float((tmp_path / "sweep" / str(i) / "config.yaml").read_text().split("r1_gamma: ")[1].split()[0])
-                    for i in range(2))
+    gammas = sorted(OmegaConf.load(tmp_path / "sweep" / str(i) / "config.yaml").model.gamma for i in range(2))
     assert gammas == [1.0, 10.0]
 
     missing = subprocess.run([sys.executable, str(REPO / "train.py"), "dataset=folder",
@@ -138,6 +137,6 @@ def test_cli_sweep_and_one_line_errors(tmp_path):
     errors = [line for line in missing.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "nowhere" in errors[0] and "Traceback" not in missing.stderr
 
-    typo = subprocess.run([sys.executable, str(REPO / "train.py"), "loss.r1_gama=1"], capture_output=True, text=True,
+    typo = subprocess.run([sys.executable, str(REPO / "train.py"), "model.r1_gama=1"], capture_output=True, text=True,
                           timeout=300, cwd=tmp_path)
     assert typo.returncode != 0 and "r1_gama" in typo.stderr
