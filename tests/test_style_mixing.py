@@ -14,15 +14,9 @@ from stylefuse.fusion import fuse_ws
 from stylefuse.style_mixing import mixing_grid, style_mix
 from stylefuse.style_mixing import run as run_style_mixing
 from stylefuse.utils.images import load_image
-from tests.helpers import REPO, compose_cfg, official_uint8, tiny_network
+from tests.helpers import REPO, compose_cfg, official_uint8
 
 ROWS, COLS = [85, 100], [55, 821, 100]
-
-
-@pytest.fixture
-def network(tmp_path):
-    path = tmp_path / "tiny.pt"
-    return path, tiny_network(path)
 
 
 def official_ws(G, seeds, psi):

@@ -12,7 +12,7 @@ follow NVIDIA's official `training/augment.py`, so the same RNG state gives the 
 
 Mirroring (xflip, rotate90) happens at 2x resolution between the slightly asymmetric sym6 low-passes, so a mirrored
 axis also passes a 12-tap residual filter (the even taps of sym6 * sym6): like the official pipe, these are not
-exact pixel copies (tests/test_augment.py spells the filter out). Everything is differentiable w.r.t. the images
+exact pixel copies (tests/augment/test_pipe.py spells the filter out). Everything is differentiable w.r.t. the images
 to second order (R1 is computed through the pipe).
 """
 

@@ -6,7 +6,7 @@ The algorithm is the official StyleGAN2-ADA projector (spec 9.1), generalised in
   the loss is a sum over images, so images never influence each other (bit for bit) and each follows the run it
   would have alone, up to float rounding that depends on the batch size (matmul/conv blocking). Adam can amplify
   that rounding over hundreds of steps at the official learning rate, as rerunning on another GPU would; final
-  LPIPS/PSNR agree closely (tests/test_projection.py).
+  LPIPS/PSNR agree closely (tests/projection/test_projector.py).
 
 Perceptual distance: the official code runs NVIDIA's TorchScript `vgg16.pt` (LPIPS-VGG features). We use the `lpips`
 package instead (the same LPIPS-VGG distance; a TorchScript file from the internet would be code we run). Its VGG

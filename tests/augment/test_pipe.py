@@ -15,13 +15,11 @@ import pytest
 import scipy.ndimage
 import torch
 import torch.nn.functional as F
-from hydra import compose, initialize_config_dir
 
 from stylefuse.augment import AugmentPipe
 from stylefuse.augment.filters import SYM2, SYM6, octave_filter_bank
-from stylefuse.cli import CONF_DIR
 from stylefuse.errors import ConfigError
-from stylefuse.nn import Discriminator
+from tests.helpers import compose_cfg
 
 ATOL = 1e-5
 MULTIPLIERS = ["xflip", "rotate90", "xint", "scale", "rotate", "aniso", "xfrac", "brightness", "contrast", "lumaflip",
@@ -186,20 +184,6 @@ def test_grayscale_color():
 # Filtering and corruptions.
 
 
-def test_filter_bank_splits_octaves():
-    bank = octave_filter_bank(SYM2)
-    assert bank.shape == (4, 43)
-    impulse = np.zeros(43)
-    impulse[21] = 1
-    assert np.abs(bank.sum(axis=0) - impulse).max() < 1e-10  # Unit gains are the identity.
-    assert np.abs(bank - bank[:, ::-1]).max() < 1e-12         # Zero phase.
-    response = np.abs(np.fft.rfft(bank, n=1024, axis=1))      # [4, 513], frequency 0 .. half the sampling rate.
-    peaks = response.argmax(axis=1) / 512                      # In units of half the sampling rate.
-    assert peaks[0] == 0
-    for band in range(1, 4):  # Band b peaks inside the octave [2^(b-4), 2^(b-3)].
-        assert 2.0 ** (band - 4) <= peaks[band] <= 2.0 ** (band - 3)
-
-
 def test_imgfilter_matches_hand_computed():
     x = random_images(4)
     y = augment(make_pipe(imgfilter=1), x, seed=11)
@@ -291,8 +275,8 @@ def test_gradient_is_exact_adjoint():
     assert (x.grad * d).sum().item() == pytest.approx(delta.item(), rel=1e-4)
 
 
-def test_double_backward_through_discriminator():
-    D = Discriminator(c_dim=0, img_resolution=32, img_channels=3, channel_base=512, channel_max=32)
+def test_double_backward_through_discriminator(tiny_D):
+    D = tiny_D()
     pipe = make_pipe(0.8, **{name: 1 for name in MULTIPLIERS})
     x = random_images(2).requires_grad_(True)
     torch.manual_seed(17)
@@ -312,8 +296,7 @@ def test_double_backward_through_discriminator():
 
 @pytest.mark.parametrize("preset", list(PRESETS))
 def test_preset_composes_and_instantiates(preset):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(overrides=["+augment=ada", f"augment/pipe={preset}"])
+    cfg = compose_cfg(None, ["+augment=ada", f"augment/pipe={preset}"])
     pipe = AugmentPipe(**cfg.augment.pipe)  # a preset is a complete set of AugmentPipe arguments
     assert {name for name in MULTIPLIERS if getattr(pipe, name) == 1} == set(PRESETS[preset])
     assert all(getattr(pipe, name) == 0 for name in MULTIPLIERS if name not in PRESETS[preset])
@@ -321,11 +304,10 @@ def test_preset_composes_and_instantiates(preset):
 
 
 def test_default_pipe_is_bgc_and_strengths_are_overridable():
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        for aug in ("ada", "fixed"):
-            assert compose(overrides=[f"+augment={aug}"]).augment.pipe == compose(
-                overrides=[f"+augment={aug}", "augment/pipe=bgc"]).augment.pipe
-        cfg = compose(overrides=["+augment=ada", "augment.pipe.scale_std=0.3", "augment.pipe.noise=0.5"])
+    for aug in ("ada", "fixed"):
+        assert compose_cfg(None, [f"+augment={aug}"]).augment.pipe == compose_cfg(
+            None, [f"+augment={aug}", "augment/pipe=bgc"]).augment.pipe
+    cfg = compose_cfg(None, ["+augment=ada", "augment.pipe.scale_std=0.3", "augment.pipe.noise=0.5"])
     pipe = AugmentPipe(**cfg.augment.pipe)
     assert (pipe.scale_std, pipe.noise) == (0.3, 0.5)
 

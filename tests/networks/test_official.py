@@ -1,11 +1,10 @@
-"""Network files: official-style snapshot pickles (no NVIDIA code), hostile pickles, our snapshots, Lightning
-checkpoints, the URL cache and copy_params_and_buffers."""
+"""Official snapshot pickles: read without NVIDIA code (stand-ins and, opt-in, real official files), hostile and
+foreign pickles refused before anything runs, one-line errors for unusable files."""
 
 from __future__ import annotations
 
 import collections
 import contextlib
-import copy
 import os
 import pickle
 import subprocess
@@ -18,81 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from stylefuse.errors import NetworkFileError
-from stylefuse.networks import (
-    PRETRAINED_URLS,
-    copy_params_and_buffers,
-    download,
-    load_network_pkl,
-    save_network_snapshot,
-)
-from stylefuse.nn import Discriminator, Generator
-
-G_KWARGS = dict(z_dim=32, c_dim=0, w_dim=32, img_resolution=32, img_channels=3, mapping_kwargs=dict(num_layers=2),
-                synthesis_kwargs=dict(channel_base=512, channel_max=32))
-D_KWARGS = dict(c_dim=0, img_resolution=32, img_channels=3, channel_base=512, channel_max=32,
-                block_kwargs=dict(freeze_layers=2), epilogue_kwargs=dict(mbstd_group_size=2))
-TRAINING_SET_KWARGS = dict(class_name="training.dataset.ImageFolderDataset", path="/data/faces.zip", use_labels=False,
-                           max_size=1000, xflip=False, resolution=32)
-
-
-def _randomize(module: torch.nn.Module, seed: int) -> torch.nn.Module:
-    """Moves every weight off its initial value (noise strengths, biases, w_avg start at zero) so outputs depend on
-    all of them; the FIR filters stay as built."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, tensor in list(module.named_parameters()) + list(module.named_buffers()):
-            if not name.endswith("resample_filter"):
-                tensor.add_(torch.randn(tensor.shape, generator=gen) * 0.2)
-    return module.eval().requires_grad_(False)
-
-
-@pytest.fixture(scope="module")
-def nets() -> dict[str, torch.nn.Module]:
-    torch.manual_seed(0)
-    return dict(G=_randomize(Generator(**G_KWARGS), 1), D=_randomize(Discriminator(**D_KWARGS), 2),
-                G_ema=_randomize(Generator(**G_KWARGS), 3))
-
-
-@pytest.fixture(scope="module")
-def inputs() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    gen = torch.Generator().manual_seed(7)
-    return torch.randn([4, 32], generator=gen), torch.zeros([4, 0]), torch.randn([4, 3, 32, 32], generator=gen)
-
-
-@pytest.fixture(scope="module")
-def outputs(nets, inputs) -> dict[str, torch.Tensor]:
-    """The original networks' outputs, computed once."""
-    z, c, img = inputs
-    return dict(G_ema=nets["G_ema"](z, c, noise_mode="const"), G=nets["G"](z, c, noise_mode="const"),
-                D=nets["D"](img, c))
-
-
-def _assert_same_networks(loaded: dict, nets: dict, inputs: tuple, outputs: dict) -> None:
-    z, c, img = inputs
-    for key in ("G", "D", "G_ema"):
-        module = loaded[key]
-        assert type(module) is type(nets[key])
-        assert not module.training and not any(p.requires_grad for p in module.parameters())
-        expected = nets[key].state_dict()
-        assert list(module.state_dict()) == list(expected)
-        assert all(torch.equal(tensor, expected[name]) for name, tensor in module.state_dict().items())
-    assert torch.equal(loaded["G_ema"](z, c, noise_mode="const"), outputs["G_ema"])
-    assert torch.equal(loaded["G"](z, c, noise_mode="const"), outputs["G"])
-    assert torch.equal(loaded["D"](img, c), outputs["D"])
-
-
-def _assert_one_line(err: pytest.ExceptionInfo, *fragments: str) -> None:
-    message = str(err.value)
-    assert "\n" not in message, message
-    for fragment in fragments:
-        assert fragment in message, message
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Official-style pickles, written with stand-ins for NVIDIA's `torch_utils.persistence` and `dnnlib.util`.
+from stylefuse.networks import load_network_pkl
+from tests.helpers import assert_one_line
+from tests.networks.reference import TRAINING_SET_KWARGS, assert_same_networks
 
 NVIDIA_MODULES = ("torch_utils", "torch_utils.persistence", "dnnlib", "dnnlib.util")
 
@@ -180,7 +109,7 @@ def test_official_pickle_loads_without_nvidia_code(tmp_path, nets, inputs, outpu
 
     loaded = load_network_pkl(path)
 
-    _assert_same_networks(loaded, nets, inputs, outputs)
+    assert_same_networks(loaded, nets, inputs, outputs)
     assert loaded["augment_p"] == 0.25
     assert loaded["training_set_kwargs"] == TRAINING_SET_KWARGS
     assert not any(name in sys.modules for name in NVIDIA_MODULES)
@@ -213,7 +142,7 @@ def test_hostile_pickle_refused_before_it_runs(tmp_path, module, name):
     path.write_bytes(_hostile_pickle(module, name, *args))
     with pytest.raises(NetworkFileError) as err:
         load_network_pkl(path)
-    _assert_one_line(err, f"{module}.{name}", "not part of a plain network snapshot")
+    assert_one_line(err, f"{module}.{name}", "not part of a plain network snapshot")
     time.sleep(0.2 if name == "Popen" else 0)  # a started process would have touched the file by now
     assert not marker.exists()
     if module == "posix":  # the canary works: plain pickle would have run the command
@@ -239,7 +168,7 @@ def test_hostile_global_inside_a_snapshot_refused(tmp_path, nets):
         path.write_bytes(pickle.dumps(data))
     with pytest.raises(NetworkFileError) as err:
         load_network_pkl(path)
-    _assert_one_line(err, f"{os.system.__module__}.system")
+    assert_one_line(err, f"{os.system.__module__}.system")
     assert not marker.exists()
 
 
@@ -255,7 +184,7 @@ def test_non_stylegan2_ada_pickle_refused(tmp_path, nets, variant):
         expected = "magnitude_ema_beta"
     with pytest.raises(NetworkFileError) as err:
         load_network_pkl(path)
-    _assert_one_line(err, expected, "network 'G'", "StyleGAN2-ADA")
+    assert_one_line(err, expected, "network 'G'", "StyleGAN2-ADA")
 
 
 def test_tensorflow_pickle_refused(tmp_path):
@@ -263,7 +192,7 @@ def test_tensorflow_pickle_refused(tmp_path):
     path.write_bytes(b"cdnnlib.tflib.network\nNetwork\n)\x81.")
     with pytest.raises(NetworkFileError) as err:
         load_network_pkl(path)
-    _assert_one_line(err, "TensorFlow", "legacy.py")
+    assert_one_line(err, "TensorFlow", "legacy.py")
 
 
 @pytest.mark.parametrize("content, expected", [
@@ -279,124 +208,8 @@ def test_unusable_files_give_one_line_errors(tmp_path, content, expected):
         path.write_bytes(content)
     with pytest.raises(NetworkFileError) as err:
         load_network_pkl(path)
-    _assert_one_line(err, expected)
+    assert_one_line(err, expected)
 
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Our own files.
-
-def test_stylefuse_snapshot_roundtrip(tmp_path, nets, inputs, outputs):
-    path = tmp_path / "run" / "network-snapshot-000040.pt"
-    training_set_kwargs = OmegaConf.create(TRAINING_SET_KWARGS)  # Hydra configs are saved as plain data
-    save_network_snapshot(path, nets["G"], nets["D"], nets["G_ema"], augment_p=np.float64(0.125),
-                          training_set_kwargs=training_set_kwargs, kimg=40.5)
-    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no temporary file left behind
-
-    loaded = load_network_pkl(path)
-
-    _assert_same_networks(loaded, nets, inputs, outputs)
-    assert loaded["augment_p"] == 0.125 and type(loaded["augment_p"]) is float
-    assert loaded["training_set_kwargs"] == TRAINING_SET_KWARGS and type(loaded["training_set_kwargs"]) is dict
-    raw = torch.load(path, weights_only=True)
-    assert (raw["format"], raw["version"], raw["kimg"]) == ("stylefuse-snapshot", 1, 40.5)
-    assert loaded["G"].init_kwargs == G_KWARGS and loaded["D"].init_kwargs == nets["D"].init_kwargs
-
-
-def _lightning_checkpoint(nets: dict, augment_p: float | None, hyper_parameters: dict) -> dict:
-    state_dict = {f"{key}.{name}": tensor
-                  for key in ("G", "D", "G_ema") for name, tensor in nets[key].state_dict().items()}
-    if augment_p is not None:
-        state_dict["augment_pipe.p"] = torch.tensor(augment_p)
-    return {"epoch": 3, "global_step": 120, "pytorch-lightning_version": "2.5.0", "state_dict": state_dict,
-            "loops": {}, "callbacks": {}, "optimizer_states": [], "lr_schedulers": [],
-            "hyper_parameters": hyper_parameters}
-
-
-@pytest.mark.parametrize("augment_p", [0.375, None])
-def test_lightning_checkpoint_roundtrip(tmp_path, nets, inputs, outputs, augment_p):
-    path = tmp_path / "last.ckpt"
-    hparams = dict(G_kwargs=nets["G"].init_kwargs, D_kwargs=nets["D"].init_kwargs, lr=0.002,
-                   training_set_kwargs=TRAINING_SET_KWARGS if augment_p is not None else None)
-    torch.save(_lightning_checkpoint(nets, augment_p, hparams), path)
-
-    loaded = load_network_pkl(str(path))
-
-    _assert_same_networks(loaded, nets, inputs, outputs)
-    assert loaded["augment_p"] == augment_p
-    assert loaded["training_set_kwargs"] == (TRAINING_SET_KWARGS if augment_p is not None else None)
-
-
-@pytest.mark.parametrize("hyper_parameters, expected", [
-    (lambda nets: dict(D_kwargs=nets["D"].init_kwargs), "without hyper-parameters G_kwargs"),
-    (lambda nets: dict(G_kwargs=OmegaConf.create(nets["G"].init_kwargs), D_kwargs=nets["D"].init_kwargs),
-     "omegaconf"),
-    (lambda nets: dict(G_kwargs=dict(nets["G"].init_kwargs, img_resolution=64), D_kwargs=nets["D"].init_kwargs),
-     "missing synthesis.b64"),
-])
-def test_bad_lightning_checkpoint_refused(tmp_path, nets, hyper_parameters, expected):
-    path = tmp_path / "bad.ckpt"
-    torch.save(_lightning_checkpoint(nets, 0.5, hyper_parameters(nets)), path)
-    with pytest.raises(NetworkFileError) as err:
-        load_network_pkl(path)
-    _assert_one_line(err, expected)
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# URLs, names, copying weights.
-
-def test_url_downloaded_once_into_cache(tmp_path, nets, inputs, outputs, monkeypatch):
-    source = tmp_path / "served" / "network-snapshot-000100.pt"
-    save_network_snapshot(source, nets["G"], nets["D"], nets["G_ema"], None, None, kimg=100)
-    monkeypatch.setenv("STYLEFUSE_CACHE_DIR", str(tmp_path / "cache"))
-
-    first = load_network_pkl(source.as_uri())
-    cached = list((tmp_path / "cache" / "networks").iterdir())
-    assert len(cached) == 1 and cached[0].name.endswith("_network-snapshot-000100.pt")
-    assert cached[0].read_bytes() == source.read_bytes()
-    _assert_same_networks(first, nets, inputs, outputs)
-
-    source.unlink()  # the second call must not need the source any more
-    second = load_network_pkl(source.as_uri())
-    assert torch.equal(second["G_ema"].mapping.w_avg, nets["G_ema"].mapping.w_avg)
-    assert list((tmp_path / "cache" / "networks").iterdir()) == cached
-
-    with pytest.raises(NetworkFileError) as err:  # a URL that is not in the cache and cannot be fetched
-        load_network_pkl((tmp_path / "served" / "gone.pkl").as_uri(), cache_dir=tmp_path / "other")
-    _assert_one_line(err, "cannot download")
-    assert not any((tmp_path / "other" / "networks").iterdir())  # no partial file under any name
-
-
-def test_pretrained_names_map_to_official_urls(tmp_path, monkeypatch):
-    requested = []
-    monkeypatch.setattr(download, "download_cached",
-                        lambda url, cache_dir=None: requested.append((url, cache_dir)) or tmp_path / "x.pkl")
-    assert download.resolve_network_path("ffhq256", cache_dir=tmp_path) == tmp_path / "x.pkl"
-    download.resolve_network_path("afhqwild")
-    assert requested == [(PRETRAINED_URLS["ffhq256"], tmp_path), (PRETRAINED_URLS["afhqwild"], None)]
-    assert PRETRAINED_URLS["ffhq256"].endswith("/transfer-learning-source-nets/ffhq-res256-mirror-paper256-noaug.pkl")
-    assert set(PRETRAINED_URLS) == {"ffhq", "metfaces", "afhqcat", "afhqdog", "afhqwild", "cifar10", "brecahad",
-                                    "ffhq256", "ffhq512", "ffhq1024", "celebahq256", "lsundog256"}
-
-
-def test_copy_params_and_buffers(nets):
-    bigger = Generator(**dict(G_KWARGS, img_resolution=64))  # same channels up to 32x32, plus a 64x64 block
-    before = copy.deepcopy(bigger.synthesis.b64.state_dict())
-    copy_params_and_buffers(nets["G_ema"], bigger)
-    for name, tensor in nets["G_ema"].state_dict().items():
-        assert torch.equal(bigger.state_dict()[name], tensor), name
-    assert all(torch.equal(bigger.synthesis.b64.state_dict()[k], v) for k, v in before.items())
-    assert all(p.requires_grad for p in bigger.parameters())  # the destination keeps its own requires_grad
-
-    with pytest.raises(NetworkFileError) as err:
-        copy_params_and_buffers(nets["G_ema"], bigger, require_all=True)
-    _assert_one_line(err, "synthesis.b64")
-    with pytest.raises(NetworkFileError) as err:
-        copy_params_and_buffers(nets["G_ema"], Generator(**dict(G_KWARGS, w_dim=16)))
-    _assert_one_line(err, "shape", "[32, 32]", "[32, 16]")
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Optional: real official pickles, written by NVIDIA's code in a subprocess (this process never imports it).
 
 _OFFICIAL_WRITER = textwrap.dedent("""
     import copy, pickle, sys

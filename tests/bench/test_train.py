@@ -1,10 +1,9 @@
-"""`python -m stylefuse.bench`: the CLI and its output format (speed is measured by the benchmark, not by tests)."""
+"""`python -m stylefuse.bench train`: its output format and the module it times (speed is measured by the
+benchmark, not by tests)."""
 
 from __future__ import annotations
 
 import re
-import sys
-import types
 
 import pytest
 import torch
@@ -57,27 +56,9 @@ def test_fp16_res_keeps_the_preset_clamp():
     assert not module.G.synthesis.b4.use_fp16 and module.G.synthesis.b16.conv1.conv_clamp == 256
 
 
-def test_project_and_generate_dispatch(monkeypatch):
-    calls = []
-    for job in ("project", "generate"):
-        fake = types.ModuleType(f"stylefuse.bench.{job}")
-        fake.main = lambda argv, job=job: calls.append((job, argv))
-        monkeypatch.setitem(sys.modules, f"stylefuse.bench.{job}", fake)
-    bench_main(["project", "--n", "2"])
-    bench_main(["generate", "--res", "8"])
-    assert calls == [("project", ["--n", "2"]), ("generate", ["--res", "8"])]
-
-
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message for a machine without CUDA")
 def test_cuda_without_a_gpu_is_a_one_line_error(capsys):
     with pytest.raises(SystemExit) as exit_info:
         bench_main(["train", *TINY_TRAIN, "--device", "cuda"])
     assert exit_info.value.code == 2
     assert "--device cuda, but PyTorch sees no CUDA device here; use --device cpu" in capsys.readouterr().err
-
-
-def test_unknown_job_is_a_usage_error(capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        bench_main(["fly"])
-    assert exit_info.value.code == 2
-    assert "usage: python -m stylefuse.bench train|project|generate" in capsys.readouterr().err
