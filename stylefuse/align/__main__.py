@@ -9,33 +9,18 @@ face is reported and skipped, and the command exits with status 2 once the other
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import PIL.Image
 from tqdm import tqdm
 
-from stylefuse.align.ffhq import FFHQ_RESOLUTION, align_file
+from stylefuse.align.ffhq import FFHQ_RESOLUTION
+from stylefuse.align.files import align_file, save_png
 from stylefuse.align.landmarks import default_detector
 from stylefuse.cli import user_errors
-from stylefuse.errors import AlignmentError, ConfigError
+from stylefuse.errors import AlignmentError
 from stylefuse.projection.io import list_targets
-
-
-def save_png(image: PIL.Image.Image, path: Path) -> None:
-    """Writes a PNG under a temporary name in the same folder, then renames it: `path` is never half-written."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        image.save(tmp, format="PNG")
-        os.replace(tmp, path)
-    except OSError as err:
-        raise ConfigError(f"cannot write {path}: {err.strerror or err} (check that --out is a writable folder with "
-                          f"free space)") from err
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

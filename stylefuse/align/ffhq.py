@@ -8,7 +8,6 @@ the photo, a bilinear quad transform to 4096 x 4096 and a Lanczos resize to the 
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,8 +15,7 @@ import PIL.Image
 import scipy.ndimage
 
 from stylefuse.align.landmarks import LandmarkDetector, default_detector
-from stylefuse.errors import AlignmentError, ConfigError
-from stylefuse.utils.images import open_image
+from stylefuse.errors import ConfigError
 
 FFHQ_RESOLUTION = 1024  # the FFHQ images; the smaller FFHQ datasets are these, resized
 TRANSFORM_SIZE = 4096  # the quad is first resampled at this size, then Lanczos-resized to the output
@@ -146,15 +144,3 @@ def align_face(image: PIL.Image.Image, output_size: int = FFHQ_RESOLUTION, trans
     landmarks = (detector or default_detector())(image)
     return warp_face(image, FaceQuad.from_landmarks(landmarks), output_size, transform_size)
 
-
-def align_file(path: str | os.PathLike, output_size: int = FFHQ_RESOLUTION,
-               detector: LandmarkDetector | None = None) -> PIL.Image.Image:
-    """An image file -> its aligned face; one-line errors name the file."""
-    try:
-        photo = open_image(path)
-    except (FileNotFoundError, ValueError) as err:
-        raise AlignmentError(str(err)) from err
-    try:
-        return align_face(photo, output_size, detector=detector)
-    except AlignmentError as err:
-        raise AlignmentError(f"{path}: {err}") from err

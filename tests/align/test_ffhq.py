@@ -9,7 +9,7 @@ import numpy as np
 import PIL.Image
 import pytest
 
-from stylefuse.align import FaceQuad, align_face, align_file, warp_face
+from stylefuse.align import FaceQuad, align_face, warp_face
 from stylefuse.errors import ConfigError
 
 # An eye contour around its centre (the offsets sum to zero, so the centre is their mean).
@@ -134,12 +134,3 @@ def test_aligned_face_is_invariant_to_moving_the_photo(detector, astronaut):
         assert psnr(align_face(photo, 128, detector=detector), reference) >= min_psnr, move
         assert psnr(warp_face(photo, unmoved, 128, transform_size=256), reference) < 15, move
 
-
-def test_file_stored_sideways_is_turned_upright_first(detector, astronaut, tmp_path):
-    # A phone photo stored turned by 90 degrees with EXIF orientation 6 ("turn clockwise to view") is aligned as
-    # the upright photo; without honouring the tag there would be no upright face to find.
-    exif = PIL.Image.Exif()
-    exif[0x0112] = 6  # Orientation
-    astronaut.transpose(PIL.Image.Transpose.ROTATE_90).save(tmp_path / "sideways.png", exif=exif)
-    aligned = align_file(tmp_path / "sideways.png", 64, detector=detector)
-    np.testing.assert_array_equal(np.asarray(aligned), np.asarray(align_face(astronaut, 64, detector=detector)))

@@ -73,5 +73,5 @@ def test_failed_save_leaves_no_file(detector, astronaut, tmp_path, capsys, monke
     monkeypatch.setattr(PIL.Image.Image, "save", save_half_then_fail)
     status, errors = run_main(capsys, str(tmp_path / "astronaut.png"), "--out", str(out), "--size", "64")
     assert status == 2 and errors == [f"error: cannot write {out / 'astronaut.png'}: No space left on device "
-                                      f"(check that --out is a writable folder with free space)"]
+                                      f"(check that the output folder is writable and has free space)"]
     assert list(out.iterdir()) == []
