@@ -2,24 +2,29 @@
 
 `load_network_pkl` is the one loader behind every tool (training resume, generation, projection, fusion). It reads
   * official StyleGAN2-ADA PyTorch snapshot pickles without importing or executing NVIDIA's code (`official`);
-  * stylefuse snapshots (`save_network_snapshot`) and PyTorch Lightning `.ckpt` files of the training module, read
-    with `torch.load(weights_only=True)`, which cannot run code either (`snapshot`);
-from a local path, an http(s):// or file:// URL (downloaded once into a cache folder), or a pretrained name
-(`download.PRETRAINED_URLS`).
+  * stylefuse snapshots (`save_network_snapshot`) and PyTorch Lightning `.ckpt` files of the training module
+    (`snapshot`, `torchfile`);
+from a local path or file:// URL (read in place), an http(s):// URL (downloaded once into a cache folder, checked
+before it takes its cached name), or a pretrained name (`download.PRETRAINED_URLS`).
+
+Every file goes through the restricted unpickler (`unpickler`): nothing in it can run code, and its size, structure
+and constructor arguments are bounded before anything is built. Every failure is one NetworkFileError line.
 """
 
 from __future__ import annotations
 
 import os
-import zipfile
 from typing import Any
 
 import torch
 
+from stylefuse.errors import NetworkFileError
 from stylefuse.networks.download import PRETRAINED_URLS, default_cache_dir, download_cached, resolve_network_path
-from stylefuse.networks.official import load_official_pickle
+from stylefuse.networks.official import read_network_pickle
 from stylefuse.networks.rebuild import NETWORK_KEYS, copy_params_and_buffers
-from stylefuse.networks.snapshot import TORCH_LEGACY_PREFIX, load_torch_file, save_network_snapshot
+from stylefuse.networks.snapshot import load_torch_file, save_network_snapshot
+from stylefuse.networks.sniff import PICKLE, sniff
+from stylefuse.networks.unpickler import first_line
 from stylefuse.nn import Generator
 
 __all__ = [
@@ -36,12 +41,17 @@ def load_network_pkl(path_or_url: str | os.PathLike, device: torch.device | str 
     No code stored in the file is ever run; anything that is not plain data is refused with a NetworkFileError."""
     display_name = os.fspath(path_or_url)
     path = resolve_network_path(path_or_url, cache_dir)
-    with open(path, "rb") as file:
-        head = file.read(len(TORCH_LEGACY_PREFIX))
-    if zipfile.is_zipfile(path) or head == TORCH_LEGACY_PREFIX:
-        data = load_torch_file(path, display_name)
-    else:
-        data = load_official_pickle(path, display_name)
+    try:
+        kind = sniff(path, display_name)
+        data = read_network_pickle(path, display_name) if kind == PICKLE else load_torch_file(path, display_name, kind)
+    except NetworkFileError:
+        raise
+    except OSError as err:  # unreadable (permissions, a folder, an I/O error)
+        raise NetworkFileError(f"cannot read {display_name} ({err.strerror or first_line(err)}); check the path and "
+                               f"its permissions") from err
+    except Exception as err:  # anything else a strange file can provoke is still one line about the file
+        raise NetworkFileError(f"cannot read {display_name} ({type(err).__name__}: {first_line(err)}); the file is "
+                               f"damaged or not a network file") from err
     for key in NETWORK_KEYS:
         data[key] = data[key].to(device)
     return data

@@ -1,10 +1,9 @@
-"""stylefuse network snapshots and Lightning checkpoints of the training module: `torch.save` files, read with
-`torch.load(weights_only=True)`, which cannot run code."""
+"""stylefuse network snapshots and Lightning checkpoints of the training module: `torch.save` files, written with
+torch.save and read by `torchfile` (the restricted unpickler, never torch.load)."""
 
 from __future__ import annotations
 
 import os
-import pickle
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -12,14 +11,14 @@ from typing import Any
 import torch
 
 from stylefuse.errors import NetworkFileError
-from stylefuse.networks.rebuild import NETWORK_KEYS, build_network, first_line, plain
+from stylefuse.networks.rebuild import NETWORK_KEYS, augment_probability, build_networks, network_class, plain
+from stylefuse.networks.sniff import TORCH_LEGACY, ZIP, sniff
+from stylefuse.networks.torchfile import read_legacy_file, read_zip
+from stylefuse.networks.unpickler import Budget
 from stylefuse.nn import Discriminator, Generator
 
 SNAPSHOT_FORMAT = "stylefuse-snapshot"
 SNAPSHOT_VERSION = 1
-
-# First bytes of a legacy (pre-zip) `torch.save` file: the pickled serialization magic number.
-TORCH_LEGACY_PREFIX = pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2)[:12]
 
 
 def _cpu_state_dict(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -52,16 +51,14 @@ def save_network_snapshot(path: str | os.PathLike, G: Generator, D: Discriminato
         tmp.unlink(missing_ok=True)
 
 
-def load_torch_file(path: Path, display_name: str) -> dict[str, Any]:
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # weights_only refuses any global that is not plain data
-        refused = _unsupported(err)
-        if refused is not None:
-            raise NetworkFileError(f"{display_name} refers to objects that are not plain data ({refused}); refusing "
-                                   f"to load it -- store hyper-parameters as plain dicts, lists and numbers") from err
-        raise NetworkFileError(f"cannot read {display_name} ({type(err).__name__}: {first_line(err)}); the file is "
-                               f"damaged or not a network file") from err
+def read_torch_file(path: Path, display_name: str, kind: str) -> Any:
+    """The plain contents of a torch.save file (`kind`: sniff.ZIP or sniff.TORCH_LEGACY), read without torch.load."""
+    budget = Budget(display_name)
+    return read_zip(path, budget) if kind == ZIP else read_legacy_file(path, budget)
+
+
+def load_torch_file(path: Path, display_name: str, kind: str) -> dict[str, Any]:
+    data = read_torch_file(path, display_name, kind)
     if isinstance(data, dict) and data.get("format") == SNAPSHOT_FORMAT:
         return _from_stylefuse_snapshot(data, display_name)
     if is_lightning_checkpoint(data):
@@ -72,45 +69,40 @@ def load_torch_file(path: Path, display_name: str) -> dict[str, Any]:
 
 def _from_stylefuse_snapshot(data: dict, display_name: str) -> dict[str, Any]:
     if data.get("version") != SNAPSHOT_VERSION:
-        raise NetworkFileError(f"{display_name} is a stylefuse snapshot of version {data.get('version')}, this "
+        raise NetworkFileError(f"{display_name} is a stylefuse snapshot of version {data.get('version')!r}, this "
                                f"stylefuse reads version {SNAPSHOT_VERSION}; use the stylefuse release that wrote it")
-    networks = {
-        key: build_network(Discriminator if key == "D" else Generator, (),
-                            data.get("D_kwargs" if key == "D" else "G_kwargs"), data.get(key),
-                            f"{display_name}: network '{key}'")
-        for key in NETWORK_KEYS
-    }
-    return dict(networks, augment_p=data.get("augment_p"), training_set_kwargs=data.get("training_set_kwargs"))
+    networks = build_networks({key: (network_class(key), data.get("D_kwargs" if key == "D" else "G_kwargs"),
+                                      data.get(key)) for key in NETWORK_KEYS}, display_name)
+    return dict(networks, augment_p=augment_probability(data.get("augment_p"), display_name),
+                training_set_kwargs=_training_set_kwargs(data.get("training_set_kwargs"), display_name))
 
 
 def _from_lightning_checkpoint(data: dict, display_name: str) -> dict[str, Any]:
     hparams = data["hyper_parameters"] or {}
-    missing = [name for name in ("G_kwargs", "D_kwargs") if not isinstance(hparams.get(name), Mapping)]
+    state_dict = data["state_dict"]
+    if not isinstance(hparams, dict) or not isinstance(state_dict, dict):
+        raise NetworkFileError(f"{display_name} is a Lightning checkpoint whose hyper-parameters or state dict are not "
+                               f"dictionaries; the file is damaged")
+    missing = [name for name in ("G_kwargs", "D_kwargs") if not isinstance(hparams.get(name), dict)]
     if missing:
         raise NetworkFileError(f"{display_name} is a Lightning checkpoint without hyper-parameters "
                                f"{' and '.join(missing)}; use a checkpoint written by stylefuse's training job")
-    state_dict = data["state_dict"]
-    networks = {}
+    parts = {}
     for key in NETWORK_KEYS:
         prefix = key + "."
-        weights = {name[len(prefix):]: tensor for name, tensor in state_dict.items() if name.startswith(prefix)}
-        networks[key] = build_network(Discriminator if key == "D" else Generator, (),
-                                       plain(hparams["D_kwargs" if key == "D" else "G_kwargs"]), weights,
-                                       f"{display_name}: network '{key}'")
-    augment_p = state_dict.get("augment_pipe.p")
-    training_set_kwargs = hparams.get("training_set_kwargs")
-    return dict(networks, augment_p=None if augment_p is None else float(augment_p),
-                training_set_kwargs=None if training_set_kwargs is None else plain(training_set_kwargs))
+        weights = {name[len(prefix):]: tensor for name, tensor in state_dict.items()
+                   if isinstance(name, str) and name.startswith(prefix)}
+        parts[key] = (network_class(key), hparams["D_kwargs" if key == "D" else "G_kwargs"], weights)
+    networks = build_networks(parts, display_name)
+    return dict(networks, augment_p=augment_probability(state_dict.get("augment_pipe.p"), display_name),
+                training_set_kwargs=_training_set_kwargs(hparams.get("training_set_kwargs"), display_name))
 
 
-
-def _unsupported(err: BaseException) -> str | None:
-    """The informative line of torch's multi-line weights_only refusal (`Unsupported global: GLOBAL x.y`)."""
-    for line in str(err).splitlines():
-        if "Unsupported global" in line:
-            return line.strip().removeprefix("WeightsUnpickler error: ")
-    return None
-
+def _training_set_kwargs(value: Any, display_name: str) -> dict | None:
+    if value is not None and not isinstance(value, dict):
+        raise NetworkFileError(f"{display_name}: training_set_kwargs is a {type(value).__name__}, not a dictionary; "
+                               f"the file is damaged")
+    return value
 
 
 def is_lightning_checkpoint(data: Any) -> bool:
@@ -120,11 +112,17 @@ def is_lightning_checkpoint(data: Any) -> bool:
 
 def is_training_checkpoint(path: str | os.PathLike) -> bool:
     """A file is a Lightning checkpoint with optimizer states: one that resumes a run exactly. Anything else (an
-    official pickle, a network snapshot) starts a new run from its weights (transfer learning)."""
-    if not os.path.isfile(path):
+    official pickle, a network snapshot) starts a new run from its weights (transfer learning). The file is read with
+    the same checks as every network file, so a checkpoint handed on to Lightning has been found plain data first;
+    a torch.save file that fails them raises NetworkFileError."""
+    path = Path(path)
+    if not path.is_file():
         return False
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:
+        kind = sniff(path, str(path))
+    except NetworkFileError:  # not a network file at all: the transfer-learning path reports what it is
         return False
+    if kind not in (ZIP, TORCH_LEGACY):
+        return False
+    data = read_torch_file(path, str(path), kind)
     return is_lightning_checkpoint(data) and "optimizer_states" in data
