@@ -37,8 +37,12 @@ class Pretrained:
 
 _ADA_PYTORCH = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/"
 _TRANSFER = _ADA_PYTORCH + "transfer-learning-source-nets/"
+_STYLEGAN2_TF = "https://nvlabs-fi-cdn.nvidia.com/stylegan2/networks/"   # NVlabs/stylegan2 README
+_ADA_TF = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada/pretrained/"   # NVlabs/stylegan2-ada README
 
-# Official pretrained networks (spec 13) and transfer-learning sources (spec 1.4, `--resume`), by short name.
+# Official pretrained networks by short name: StyleGAN2-ADA PyTorch (spec 13) and its transfer-learning sources
+# (spec 1.4, `--resume`); the TensorFlow-era StyleGAN2 config-f networks (FFHQ 1024, LSUN Car 512x384 in 512x512,
+# Cat/Church/Horse 256) and the StyleGAN2-ADA TensorFlow releases (`tf-*`, the same networks before conversion).
 PRETRAINED: dict[str, Pretrained] = {
     "ffhq": Pretrained(_ADA_PYTORCH + "ffhq.pkl"),
     "metfaces": Pretrained(_ADA_PYTORCH + "metfaces.pkl"),
@@ -52,6 +56,13 @@ PRETRAINED: dict[str, Pretrained] = {
     "ffhq1024": Pretrained(_TRANSFER + "ffhq-res1024-mirror-stylegan2-noaug.pkl"),
     "celebahq256": Pretrained(_TRANSFER + "celebahq-res256-mirror-paper256-kimg100000-ada-target0.5.pkl"),
     "lsundog256": Pretrained(_TRANSFER + "lsundog-res256-paper256-kimg100000-noaug.pkl"),
+    "ffhq-config-f": Pretrained(_STYLEGAN2_TF + "stylegan2-ffhq-config-f.pkl"),
+    "lsun-car-config-f": Pretrained(_STYLEGAN2_TF + "stylegan2-car-config-f.pkl"),
+    "lsun-cat-config-f": Pretrained(_STYLEGAN2_TF + "stylegan2-cat-config-f.pkl"),
+    "lsun-church-config-f": Pretrained(_STYLEGAN2_TF + "stylegan2-church-config-f.pkl"),
+    "lsun-horse-config-f": Pretrained(_STYLEGAN2_TF + "stylegan2-horse-config-f.pkl"),
+    **{f"tf-{name}": Pretrained(f"{_ADA_TF}{name}.pkl")
+       for name in ("ffhq", "metfaces", "afhqcat", "afhqdog", "afhqwild", "cifar10", "brecahad")},
 }
 PRETRAINED_URLS: dict[str, str] = {name: network.url for name, network in PRETRAINED.items()}
 

@@ -169,10 +169,17 @@ def check_network_kwargs(cls: type, kwargs: Any, what: str) -> None:
                                f"by stylefuse may have ({MAX_ELEMENTS:,}); refusing to build it")
 
 
-def build_network(cls: type[torch.nn.Module], kwargs: Any, state_dict: Any, what: str) -> torch.nn.Module:
-    """`cls(**kwargs)` with exactly the given weights (strict), frozen for inference; kwargs and weights are checked
-    first and every problem is one NetworkFileError."""
+def construct_network(cls: type[torch.nn.Module], kwargs: Any, what: str) -> torch.nn.Module:
+    """`cls(**kwargs)` once the kwargs are found within bounds; every failure is one NetworkFileError."""
     check_network_kwargs(cls, kwargs, what)
+    try:
+        return cls(**copy.deepcopy(kwargs))
+    except Exception as err:  # unknown or inconsistent arguments (TypeError, AssertionError, ZeroDivisionError, ...)
+        raise NetworkFileError(f"{what} has constructor arguments StyleGAN2-ADA's {cls.__name__} does not accept "
+                               f"({first_line(err)}); the file is not a StyleGAN2-ADA network") from err
+
+
+def _check_weights(state_dict: Any, what: str) -> None:
     if not isinstance(state_dict, Mapping):
         raise NetworkFileError(f"{what} has no weights (found {type(state_dict).__name__}); the file is damaged or "
                                f"not a StyleGAN2 network")
@@ -183,11 +190,11 @@ def build_network(cls: type[torch.nn.Module], kwargs: Any, state_dict: Any, what
         if not tensor.is_floating_point():
             raise NetworkFileError(f"{what}: weight {name} holds {str(tensor.dtype).removeprefix('torch.')} values, "
                                    f"not floating-point numbers; the file is damaged or not a StyleGAN2 network")
-    try:
-        module = cls(**copy.deepcopy(kwargs))
-    except Exception as err:  # unknown or inconsistent arguments (TypeError, AssertionError, ZeroDivisionError, ...)
-        raise NetworkFileError(f"{what} has constructor arguments StyleGAN2-ADA's {cls.__name__} does not accept "
-                               f"({first_line(err)}); the file is not a StyleGAN2-ADA network") from err
+
+
+def load_weights(module: torch.nn.Module, state_dict: Any, what: str) -> torch.nn.Module:
+    """`module` with exactly the given weights (strict: names and shapes), frozen for inference."""
+    _check_weights(state_dict, what)
     expected = module.state_dict()
     missing = [name for name in expected if name not in state_dict]
     unexpected = [name for name in state_dict if name not in expected]
@@ -201,6 +208,13 @@ def build_network(cls: type[torch.nn.Module], kwargs: Any, state_dict: Any, what
                                f"a StyleGAN2-ADA network")
     module.load_state_dict(state_dict, strict=True)
     return module.eval().requires_grad_(False)
+
+
+def build_network(cls: type[torch.nn.Module], kwargs: Any, state_dict: Any, what: str) -> torch.nn.Module:
+    """`cls(**kwargs)` with exactly the given weights, frozen for inference; kwargs and weights are checked first."""
+    check_network_kwargs(cls, kwargs, what)
+    _check_weights(state_dict, what)
+    return load_weights(construct_network(cls, kwargs, what), state_dict, what)
 
 
 def build_networks(parts: Mapping[str, tuple[type, Any, Any]], display_name: str) -> dict[str, torch.nn.Module]:
