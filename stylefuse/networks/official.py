@@ -68,7 +68,7 @@ class _PersistentObject(Stub):
         if not (isinstance(state, dict) and meta.get("type") == "class" and isinstance(meta.get("class_name"), str)
                 and all(isinstance(state.get(k, {}), dict) for k in ("_parameters", "_buffers", "_modules"))
                 and isinstance(state.get("_non_persistent_buffers_set", set()), set)
-                and state.get("_init_args", ()) == ()):
+                and isinstance(state.get("_init_args", ()), tuple)):
             raise malformed(display_name, "a persistent object in the pickle is not a saved torch module; the file "
                                           "is damaged or not a StyleGAN2-ADA snapshot")
         return PersistentModule(meta["class_name"], state)
@@ -139,6 +139,9 @@ def _network_parts(data: dict, key: str, display_name: str) -> tuple[type, Any, 
         raise NetworkFileError(
             f"{what} is made of {', '.join(found)}, which StyleGAN2-ADA does not have (a StyleGAN3 or other "
             f"non-StyleGAN2-ADA pickle?); stylefuse loads only StyleGAN2-ADA networks")
+    if module.state.get("_init_args", ()) != ():  # the official training loop builds G and D from kwargs only
+        raise NetworkFileError(f"{what} was built with positional constructor arguments, which StyleGAN2-ADA "
+                               f"networks never have; the file is not a StyleGAN2-ADA snapshot")
     return cls, module.state.get("_init_kwargs", {}), _state_dict(module, what)
 
 

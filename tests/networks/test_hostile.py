@@ -352,7 +352,7 @@ CASES = [
     Case("filter-huge", lambda m, n: _official(n, **_with_synthesis_kwargs(resample_filter=[1.0] * 10**4)),
          "resample_filter"),
     Case("positional-args", lambda m, n: _official(n, args=lambda d: d["G"].meta["state"].update(_init_args=(8,))),
-         "not a saved torch module"),
+         "positional constructor arguments"),
     Case("ckpt-w-dim-huge", lambda m, n: _checkpoint(n, lambda h: h.update(G_kwargs=dict(h["G_kwargs"], w_dim=2**22))),
          "w_dim is 4194304"),
     Case("ckpt-layers-huge", lambda m, n: _checkpoint(n, lambda h: h.update(D_kwargs=dict(
