@@ -95,6 +95,7 @@ def export_generator(G: Generator, path: str | os.PathLike, fmt: str, part: str 
     """Writes G (on the CPU, in eval mode) as an ONNX or TorchScript model with a dynamic batch size."""
     G = G.cpu().eval().requires_grad_(False)
     model = ExportedSynthesis(G) if part == "synthesis" else ExportedGenerator(G, truncation_psi, truncation_cutoff)
+    model.eval()
     inputs = example_inputs(G, part, batch=2)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
