@@ -11,7 +11,14 @@ from typing import Any
 import torch
 
 from stylefuse.errors import NetworkFileError
-from stylefuse.networks.rebuild import NETWORK_KEYS, augment_probability, build_networks, network_class, plain
+from stylefuse.networks.rebuild import (
+    NETWORK_KEYS,
+    augment_probability,
+    build_networks,
+    check_network_kwargs,
+    network_class,
+    plain,
+)
 from stylefuse.networks.sniff import TORCH_LEGACY, ZIP, sniff
 from stylefuse.networks.torchfile import read_legacy_file, read_zip
 from stylefuse.networks.unpickler import Budget
@@ -103,6 +110,29 @@ def _training_set_kwargs(value: Any, display_name: str) -> dict | None:
         raise NetworkFileError(f"{display_name}: training_set_kwargs is a {type(value).__name__}, not a dictionary; "
                                f"the file is damaged")
     return value
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """A Lightning checkpoint read with every network-file check (the restricted unpickler, never torch.load; the
+    G/D constructor kwargs of its hyper-parameters, when it has them, within what a StyleGAN2 can be): what
+    `StyleGAN2Module.load_from_checkpoint` and `Trainer.fit(ckpt_path=...)` may hand on to Lightning."""
+    path = Path(path)
+    display_name = str(path)
+    if not path.is_file():
+        raise NetworkFileError(f"checkpoint not found: {display_name}; pass an existing .ckpt file")
+    kind = sniff(path, display_name)
+    if kind not in (ZIP, TORCH_LEGACY):
+        raise NetworkFileError(f"{display_name} is not a Lightning checkpoint (not a torch.save file)")
+    data = read_torch_file(path, display_name, kind)
+    if not is_lightning_checkpoint(data):
+        raise NetworkFileError(f"{display_name} is a torch.save file but not a Lightning checkpoint")
+    hparams = data["hyper_parameters"] or {}
+    if not isinstance(hparams, dict):
+        raise NetworkFileError(f"{display_name}: the checkpoint's hyper-parameters are not a dictionary")
+    for key, cls in (("G_kwargs", Generator), ("D_kwargs", Discriminator)):
+        if key in hparams:
+            check_network_kwargs(cls, hparams[key], f"{display_name}: hyper-parameter {key}")
+    return data
 
 
 def is_lightning_checkpoint(data: Any) -> bool:

@@ -16,7 +16,7 @@ import torch
 from stylefuse.errors import NetworkFileError
 from stylefuse.networks import download, load_network_pkl, save_network_snapshot
 from stylefuse.nn import Discriminator, Generator
-from tests.networks.test_networks import _write_official_style_pickle
+from tests.networks.test_official import _write_official_style_pickle
 
 
 @pytest.fixture(scope="module")

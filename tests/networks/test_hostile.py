@@ -25,13 +25,9 @@ import torch
 from stylefuse.errors import NetworkFileError
 from stylefuse.networks import load_network_pkl, save_network_snapshot
 from stylefuse.nn import Discriminator, Generator
-from tests.networks.test_networks import (
-    TRAINING_SET_KWARGS,
-    _lightning_checkpoint,
-    _nvidia_stand_ins,
-    _official_style,
-    _write_official_style_pickle,
-)
+from tests.networks.reference import TRAINING_SET_KWARGS
+from tests.networks.test_official import _nvidia_stand_ins, _official_style, _write_official_style_pickle
+from tests.networks.test_snapshot import _lightning_checkpoint
 
 TIME_LIMIT_S = 1.0        # CPU seconds to refuse a file
 MEMORY_LIMIT_MB = 64      # growth of the peak resident memory while refusing it

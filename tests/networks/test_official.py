@@ -142,7 +142,7 @@ def test_hostile_pickle_refused_before_it_runs(tmp_path, module, name):
     path.write_bytes(_hostile_pickle(module, name, *args))
     with pytest.raises(NetworkFileError) as err:
         load_network_pkl(path)
-    assert_one_line(err, f"{module}.{name}", "not part of a plain network snapshot")
+    assert_one_line(err, f"{module}.{name}", "which a network file never needs; refusing to run it")
     time.sleep(0.2 if name == "Popen" else 0)  # a started process would have touched the file by now
     assert not marker.exists()
     if module == "posix":  # the canary works: plain pickle would have run the command
@@ -187,12 +187,12 @@ def test_non_stylegan2_ada_pickle_refused(tmp_path, nets, variant):
     assert_one_line(err, expected, "network 'G'", "StyleGAN2-ADA")
 
 
-def test_tensorflow_pickle_refused(tmp_path):
+def test_tensorflow_network_without_state_refused(tmp_path):
     path = tmp_path / "stylegan2-ffhq-config-f.pkl"
     path.write_bytes(b"cdnnlib.tflib.network\nNetwork\n)\x81.")
     with pytest.raises(NetworkFileError) as err:
         load_network_pkl(path)
-    assert_one_line(err, "TensorFlow", "legacy.py")
+    assert_one_line(err, "TensorFlow network", "lacks its saved state")
 
 
 @pytest.mark.parametrize("content, expected", [
@@ -200,7 +200,7 @@ def test_tensorflow_pickle_refused(tmp_path):
     (pickle.dumps([1, 2, 3]), "holds a list"),
     (pickle.dumps(dict(G=1, D=2, G_ema=3)), "no StyleGAN2-ADA network 'G'"),
     (b"\x80\x04\x95 not really a pickle", "damaged"),
-    (b"", "damaged"),
+    (b"", "empty"),
 ])
 def test_unusable_files_give_one_line_errors(tmp_path, content, expected):
     path = tmp_path / "network.pkl"

@@ -11,7 +11,6 @@ import pickle
 import subprocess
 import sys
 import textwrap
-import types
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,7 @@ import torch
 from stylefuse.errors import NetworkFileError
 from stylefuse.networks import PRETRAINED_URLS, load_network_pkl
 from stylefuse.nn import Discriminator, Generator
+from tests.networks.stand_ins import stand_in_modules
 
 TF_MODULES = ("dnnlib", "dnnlib.tflib", "dnnlib.tflib.network")
 
@@ -28,8 +28,6 @@ TF_MODULES = ("dnnlib", "dnnlib.tflib", "dnnlib.tflib.network")
 @contextlib.contextmanager
 def _tf_stand_in():
     """A `dnnlib.tflib.network.Network` that pickles its state as the real one does (`__getstate__`)."""
-    assert not any(name in sys.modules for name in TF_MODULES)
-    modules = {name: types.ModuleType(name) for name in TF_MODULES}
 
     class Network:
         def __init__(self, state: dict):
@@ -38,14 +36,8 @@ def _tf_stand_in():
         def __getstate__(self):
             return self.state
 
-    Network.__module__, Network.__qualname__ = "dnnlib.tflib.network", "Network"
-    modules["dnnlib.tflib.network"].Network = Network
-    sys.modules.update(modules)
-    try:
+    with stand_in_modules({"dnnlib.tflib.network": {"Network": Network}}):
         yield Network
-    finally:
-        for name in TF_MODULES:
-            del sys.modules[name]
 
 
 class TFConfig:
