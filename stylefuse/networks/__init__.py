@@ -18,13 +18,12 @@ from typing import Any
 
 import torch
 
-from stylefuse.errors import NetworkFileError
 from stylefuse.networks.download import PRETRAINED_URLS, default_cache_dir, download_cached, resolve_network_path
 from stylefuse.networks.official import read_network_pickle
 from stylefuse.networks.rebuild import NETWORK_KEYS, copy_params_and_buffers
 from stylefuse.networks.snapshot import load_torch_file, save_network_snapshot
 from stylefuse.networks.sniff import PICKLE, sniff
-from stylefuse.networks.unpickler import first_line
+from stylefuse.networks.unpickler import reading
 from stylefuse.nn import Generator
 
 __all__ = [
@@ -41,17 +40,9 @@ def load_network_pkl(path_or_url: str | os.PathLike, device: torch.device | str 
     No code stored in the file is ever run; anything that is not plain data is refused with a NetworkFileError."""
     display_name = os.fspath(path_or_url)
     path = resolve_network_path(path_or_url, cache_dir)
-    try:
+    with reading(display_name):
         kind = sniff(path, display_name)
         data = read_network_pickle(path, display_name) if kind == PICKLE else load_torch_file(path, display_name, kind)
-    except NetworkFileError:
-        raise
-    except OSError as err:  # unreadable (permissions, a folder, an I/O error)
-        raise NetworkFileError(f"cannot read {display_name} ({err.strerror or first_line(err)}); check the path and "
-                               f"its permissions") from err
-    except Exception as err:  # anything else a strange file can provoke is still one line about the file
-        raise NetworkFileError(f"cannot read {display_name} ({type(err).__name__}: {first_line(err)}); the file is "
-                               f"damaged or not a network file") from err
     for key in NETWORK_KEYS:
         data[key] = data[key].to(device)
     return data

@@ -21,7 +21,7 @@ from stylefuse.networks.rebuild import (
 )
 from stylefuse.networks.sniff import TORCH_LEGACY, ZIP, sniff
 from stylefuse.networks.torchfile import read_legacy_file, read_zip
-from stylefuse.networks.unpickler import Budget
+from stylefuse.networks.unpickler import Budget, reading
 from stylefuse.nn import Discriminator, Generator
 
 SNAPSHOT_FORMAT = "stylefuse-snapshot"
@@ -61,7 +61,8 @@ def save_network_snapshot(path: str | os.PathLike, G: Generator, D: Discriminato
 def read_torch_file(path: Path, display_name: str, kind: str) -> Any:
     """The plain contents of a torch.save file (`kind`: sniff.ZIP or sniff.TORCH_LEGACY), read without torch.load."""
     budget = Budget(display_name)
-    return read_zip(path, budget) if kind == ZIP else read_legacy_file(path, budget)
+    with reading(display_name):
+        return read_zip(path, budget) if kind == ZIP else read_legacy_file(path, budget)
 
 
 def load_torch_file(path: Path, display_name: str, kind: str) -> dict[str, Any]:
@@ -120,7 +121,8 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     display_name = str(path)
     if not path.is_file():
         raise NetworkFileError(f"checkpoint not found: {display_name}; pass an existing .ckpt file")
-    kind = sniff(path, display_name)
+    with reading(display_name):
+        kind = sniff(path, display_name)
     if kind not in (ZIP, TORCH_LEGACY):
         raise NetworkFileError(f"{display_name} is not a Lightning checkpoint (not a torch.save file)")
     data = read_torch_file(path, display_name, kind)
@@ -149,7 +151,8 @@ def is_training_checkpoint(path: str | os.PathLike) -> bool:
     if not path.is_file():
         return False
     try:
-        kind = sniff(path, str(path))
+        with reading(str(path)):
+            kind = sniff(path, str(path))
     except NetworkFileError:  # not a network file at all: the transfer-learning path reports what it is
         return False
     if kind not in (ZIP, TORCH_LEGACY):

@@ -57,6 +57,7 @@ def _describe_foreign(head: bytes) -> str | None:
 def _starts_with_legacy_magic(head: bytes) -> bool:
     """A legacy torch.save file (any pickle protocol) starts with a small pickle of its magic number."""
     try:
+        scan(io.BytesIO(head), Budget(""), persistent=False)  # (bounds what unpickling the head may allocate)
         return RestrictedUnpickler(io.BytesIO(head), "", {}).load() == LEGACY_MAGIC
     except Exception:  # the first pickle is longer than the head, or is not a plain number
         return False

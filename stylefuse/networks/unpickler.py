@@ -19,11 +19,12 @@ archive, the storage blobs inside official snapshots) goes through three steps:
 from __future__ import annotations
 
 import collections
+import contextlib
 import math
 import pickle
 import pickletools
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -38,8 +39,6 @@ MAX_OPCODES = 250_000
 MAX_NODES = 200_000
 MAX_DEPTH = 64
 
-TENSOR_DTYPES = {torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.uint8, torch.int8, torch.int16,
-                 torch.int32, torch.int64, torch.bool}
 _NUMPY_DTYPE_CODE = re.compile(r"[fiub][1248]")  # numeric numpy dtypes as numpy pickles them: 'f4', 'i8', 'b1', ...
 _MAX_TENSOR_DIMS = 8
 
@@ -59,6 +58,21 @@ def malformed(display_name: str, cause: str) -> NetworkFileError:
     return NetworkFileError(f"cannot read {display_name}: {cause}")
 
 
+@contextlib.contextmanager
+def reading(display_name: str) -> Iterator[None]:
+    """Whatever a strange file provokes while it is read is one NetworkFileError line about that file."""
+    try:
+        yield
+    except NetworkFileError:
+        raise
+    except OSError as err:  # unreadable: permissions, a folder, an I/O error
+        raise NetworkFileError(f"cannot read {display_name} ({err.strerror or first_line(err)}); check the path and "
+                               f"its permissions") from err
+    except Exception as err:
+        raise NetworkFileError(f"cannot read {display_name} ({type(err).__name__}: {first_line(err)}); the file is "
+                               f"damaged or not a network file") from err
+
+
 class Budget:
     """What one network file may spend, shared by all the pickles inside it (an official snapshot holds one storage
     blob per tensor, a torch.save file a main pickle and its storages)."""
@@ -74,11 +88,9 @@ class Budget:
             raise NetworkFileError(f"{self.display_name} holds a pickle of more than {MAX_OPCODES} opcodes, more "
                                    f"than any StyleGAN2 network file; refusing to load it")
 
-    def spend_node(self) -> None:
-        self.nodes -= 1
-        if self.nodes < 0:
-            raise NetworkFileError(f"{self.display_name} holds more than {MAX_NODES} values (counting every shared "
-                                   f"reference), more than any StyleGAN2 network file; refusing to load it")
+    def too_many_nodes(self) -> NetworkFileError:
+        return NetworkFileError(f"{self.display_name} holds more than {MAX_NODES} values (counting every shared "
+                                f"reference), more than any StyleGAN2 network file; refusing to load it")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -87,16 +99,16 @@ class Budget:
 _EXTENSION_OPCODES = {"EXT1", "EXT2", "EXT4"}  # globals named by copyreg extension codes
 _BUFFER_OPCODES = {"NEXT_BUFFER", "READONLY_BUFFER"}  # protocol 5 out-of-band data, never inside the file
 _PERSISTENT_OPCODES = {"PERSID", "BINPERSID"}
+_MEMO_OPCODES = {"PUT", "BINPUT", "LONG_BINPUT"}  # the unpickler sizes its memo by the largest index it is given
 
 
-def scan(stream: Any, budget: Budget, persistent: bool) -> int:
-    """Walks one pickle from the stream's position to its STOP opcode without building anything; returns the
-    position after it and leaves the stream where it was. `persistent`: the format has persistent references
-    (torch.save archives)."""
+def scan(stream: Any, budget: Budget, persistent: bool) -> None:
+    """Walks one pickle from the stream's position to its STOP opcode without building anything; leaves the stream
+    where it was. `persistent`: the format has persistent references (torch.save archives)."""
     start = stream.tell()
     count = 0
     try:
-        for opcode, _, _ in pickletools.genops(stream):
+        for opcode, arg, _ in pickletools.genops(stream):
             count += 1
             if count % 4096 == 0:
                 budget.spend_opcodes(4096)
@@ -105,6 +117,11 @@ def scan(stream: Any, budget: Budget, persistent: bool) -> int:
             if opcode.name in _BUFFER_OPCODES:
                 raise malformed(budget.display_name, "the pickle uses out-of-band buffers that are not in the file; "
                                                      "it is not a network file")
+            if opcode.name in _MEMO_OPCODES and not (type(arg) is int and 0 <= arg < count):
+                # A pickler numbers memo entries 0, 1, 2, ...; a huge index would make the unpickler allocate
+                # (and zero) a memo table of that size before anything else happens.
+                raise malformed(budget.display_name, f"the pickle stores a value at memo index {arg} after only "
+                                                     f"{count} opcodes; it is damaged or crafted")
             if opcode.name in _PERSISTENT_OPCODES and not persistent:
                 raise malformed(budget.display_name, "the pickle holds torch.save storage references outside a "
                                                      "torch.save archive; it is damaged or not a network file")
@@ -120,9 +137,7 @@ def scan(stream: Any, budget: Budget, persistent: bool) -> int:
             cause = f"its pickle is corrupt after {count} opcodes ({first_line(err)}); it is damaged"
         raise malformed(budget.display_name, cause) from err
     budget.spend_opcodes(count % 4096)
-    end = stream.tell()
     stream.seek(start)
-    return end
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -214,8 +229,9 @@ class TensorStub(Stub):
                 and len(size) == len(stride) <= _MAX_TENSOR_DIMS
                 and all(_is_int(n) and n >= 0 for n in size) and all(_is_int(s) and s >= 0 for s in stride)):
             raise malformed(display_name, "a tensor has an invalid offset, shape or stride; the file is damaged")
-        numel = math.prod(size)
-        if numel and offset + sum((n - 1) * s for n, s in zip(size, stride)) >= storage.numel:
+        if math.prod(size) == 0:
+            return torch.empty(size, dtype=storage.dtype)
+        if offset + sum((n - 1) * s for n, s in zip(size, stride)) >= storage.numel:
             raise malformed(display_name, f"a tensor of shape {list(size)} reaches outside its storage of "
                                           f"{storage.numel} elements; the file is damaged")
         return torch.as_strided(storage.data(), size, stride, offset)
@@ -335,7 +351,11 @@ class NumpyArray(Stub):
 
 
 class PlainDict(dict):
-    """What a format's own dict class (`dnnlib.util.EasyDict`) becomes: a dict; its state is never set."""
+    """What a format's own dict class (`dnnlib.util.EasyDict`) becomes: a dict (of checked keys); its state is
+    never set."""
+
+    def __init__(self, items: Any = ()) -> None:
+        super().__init__(plain_ordered_dict(items.items() if isinstance(items, dict) else items))
 
     def __setstate__(self, state: Any) -> None:
         raise Refused("the pickle sets attributes on a dictionary, which a network file never does; "
@@ -365,12 +385,34 @@ def latin1_bytes(text: Any, encoding: Any = "latin1") -> bytes:
     return text.encode("latin1")
 
 
+def plain_set(items: Any = ()) -> set:
+    """`builtins.set(items)` with checked items."""
+    return {_check_key(item) for item in items}
+
+
+def plain_ordered_dict(pairs: Any = ()) -> collections.OrderedDict:
+    """`collections.OrderedDict(pairs)` (protocol 0-1 pickles) with checked keys."""
+    pairs = [tuple(pair) for pair in pairs]
+    if not all(len(pair) == 2 for pair in pairs):
+        raise Refused("the pickle builds an OrderedDict from items that are not pairs; the file is damaged")
+    return collections.OrderedDict((_check_key(key), value) for key, value in pairs)
+
+
+class _Base(Stub):
+    """`builtins.dict` or `builtins.object`: only ever the base-class argument of `copyreg._reconstructor`."""
+
+    __slots__ = ()
+
+
+DICT_BASE, OBJECT_BASE = _Base(), _Base()
+
+
 # The globals every format may use: plain containers, numbers and byte strings written the ways pickle writes them.
 PLAIN_GLOBALS: dict[tuple[str, str], Any] = {
-    ("collections", "OrderedDict"): collections.OrderedDict,
-    ("builtins", "set"): set,            # `_non_persistent_buffers_set` in protocol <= 3 pickles
-    ("builtins", "dict"): dict,          # `copyreg._reconstructor(cls, dict, state)` in protocol 0-1 pickles
-    ("builtins", "object"): object,      # `copyreg._reconstructor(cls, object, None)` in protocol 0-1 pickles
+    ("collections", "OrderedDict"): Constructor("collections.OrderedDict", plain_ordered_dict),
+    ("builtins", "set"): Constructor("builtins.set", plain_set),  # `_non_persistent_buffers_set`, protocol <= 3
+    ("builtins", "dict"): DICT_BASE,      # `copyreg._reconstructor(cls, dict, state)` in protocol 0-1 pickles
+    ("builtins", "object"): OBJECT_BASE,  # `copyreg._reconstructor(cls, object, None)` in protocol 0-1 pickles
     ("_codecs", "encode"): Constructor("_codecs.encode", latin1_bytes),
 }
 NUMPY_SCALAR_GLOBALS: dict[tuple[str, str], Any] = {
@@ -390,8 +432,28 @@ TORCH_TENSOR_GLOBALS: dict[tuple[str, str], Any] = {
 }
 
 
-class RestrictedUnpickler(pickle.Unpickler):
-    """Resolves only `allowed` globals; any other is refused (as hostile) before it could be called."""
+def _check_key(key: Any) -> Any:
+    """A dictionary key or set item of a network file: a string, a small integer, a bool or None. (Keys whose hashes
+    collide, e.g. integers that differ by a multiple of 2**61 - 1, would make every insertion scan all the others.)"""
+    if type(key) is str or type(key) is bool or key is None or (type(key) is int and -2**60 < key < 2**60):
+        return key
+    raise Refused(f"the pickle uses a {type(key).__name__} as a dictionary key or set item, which a network file "
+                  f"never does; refusing to load it")
+
+
+def _checked_pairs(items: list) -> list:
+    for key in items[0::2]:
+        _check_key(key)
+    return items
+
+
+class RestrictedUnpickler(pickle._Unpickler):
+    """Resolves only `allowed` globals; any other is refused (as hostile) before it could be called.
+
+    The Python implementation of the unpickler, so that every dictionary and set the pickle builds gets checked
+    keys (`_check_key`) before the first insertion."""
+
+    dispatch = dict(pickle._Unpickler.dispatch)
 
     def __init__(self, stream: Any, display_name: str, allowed: Mapping[tuple[str, str], Any],
                  persistent_load: Callable[[Any], Any] | None = None):
@@ -399,6 +461,33 @@ class RestrictedUnpickler(pickle.Unpickler):
         self.display_name = display_name
         self.allowed = allowed
         self._persistent_load = persistent_load
+
+    def load_setitem(self) -> None:
+        value, key = self.stack.pop(), self.stack.pop()
+        self.stack[-1][_check_key(key)] = value
+
+    def load_setitems(self) -> None:
+        items = _checked_pairs(self.pop_mark())
+        target = self.stack[-1]
+        for i in range(0, len(items), 2):
+            target[items[i]] = items[i + 1]
+
+    def load_dict(self) -> None:
+        items = _checked_pairs(self.pop_mark())
+        self.append({items[i]: items[i + 1] for i in range(0, len(items), 2)})
+
+    def load_additems(self) -> None:
+        items = [_check_key(item) for item in self.pop_mark()]
+        self.stack[-1].update(items)
+
+    def load_frozenset(self) -> None:
+        self.append(frozenset(_check_key(item) for item in self.pop_mark()))
+
+    dispatch[pickle.SETITEM[0]] = load_setitem
+    dispatch[pickle.SETITEMS[0]] = load_setitems
+    dispatch[pickle.DICT[0]] = load_dict
+    dispatch[pickle.ADDITEMS[0]] = load_additems
+    dispatch[pickle.FROZENSET[0]] = load_frozenset
 
     def find_class(self, module: str, name: str) -> Any:
         module = {"__builtin__": "builtins", "copy_reg": "copyreg"}.get(module, module)  # Python 2 spellings
@@ -417,12 +506,12 @@ def reconstructor(classes: tuple[type, ...]) -> Constructor:
     """`copyreg._reconstructor(cls, base, state)` of protocol 0-1 pickles, for the format's own `classes` only."""
 
     def build(cls: Any, base: Any, state: Any) -> Any:
-        if cls not in classes or base not in (dict, object):
+        if cls not in classes or base not in (DICT_BASE, OBJECT_BASE):
             raise Refused(f"the pickle reconstructs {getattr(cls, '__name__', type(cls).__name__)} objects, "
                           f"which a network file never holds; refusing to load it")
         obj = cls.__new__(cls)
-        if base is dict and state is not None:
-            dict.update(obj, state)
+        if base is DICT_BASE and state is not None:
+            dict.update(obj, plain_ordered_dict(state.items() if isinstance(state, dict) else state))
         return obj
 
     return Constructor("copyreg._reconstructor", build)
@@ -454,7 +543,6 @@ def first_line(err: BaseException) -> str:
 
 _SCALARS = frozenset((type(None), bool, int, float, str, bytes))
 _DICTS = frozenset((dict, collections.OrderedDict, PlainDict))
-_KEY_SCALARS = frozenset((type(None), bool, int, float, str))
 
 
 def materialize(obj: Any, budget: Budget) -> Any:
@@ -469,8 +557,7 @@ def materialize(obj: Any, budget: Budget) -> Any:
         nonlocal remaining
         remaining -= 1
         if remaining < 0:
-            budget.nodes = -1
-            budget.spend_node()
+            raise budget.too_many_nodes()
         kind = type(value)
         if kind in _SCALARS:
             return value
@@ -484,13 +571,13 @@ def materialize(obj: Any, budget: Budget) -> Any:
         path.add(key)
         depth += 1
         if kind in _DICTS:
-            result = {walk_key(k, depth): walk(v, depth) for k, v in value.items()}
+            result = {k: walk(v, depth) for k, v in value.items()}  # (keys checked when the pickle set them)
         elif kind is list:
             result = [walk(v, depth) for v in value]
         elif kind is tuple:
             result = tuple([walk(v, depth) for v in value])
         elif kind is set:
-            result = {walk_key(v, depth) for v in value}
+            result = set(value)  # (items checked when the pickle added them)
         elif isinstance(value, Stub):
             result = built.get(key)
             if result is None:
@@ -499,13 +586,6 @@ def materialize(obj: Any, budget: Budget) -> Any:
             raise NetworkFileError(f"{display_name} holds a {_type_name(value)}, which a network file never "
                                    f"contains; refusing to load it")
         path.discard(key)
-        return result
-
-    def walk_key(value: Any, depth: int) -> Any:
-        result = walk(value, depth)
-        if not (type(result) in _KEY_SCALARS or (type(result) is tuple and all(type(v) in _KEY_SCALARS
-                                                                                for v in result))):
-            raise malformed(display_name, f"a dictionary key is a {_type_name(result)}; the file is damaged")
         return result
 
     try:

@@ -98,3 +98,59 @@ def test_checkpoint_with_unbounded_network_kwargs_is_refused(tmp_path, checkpoin
     torch.save(data, path)
     with pytest.raises(NetworkFileError, match=expected):
         read_checkpoint(path)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The training module's checkpoints: Lightning's load_from_checkpoint instantiates nothing named in the file.
+
+def _module_checkpoint(tmp_path, **hparams_edits) -> tuple:
+    """A StyleGAN2Module checkpoint (tiny networks) with edited hyper-parameters, as Lightning writes one."""
+    from stylefuse.training.module import StyleGAN2Module
+
+    torch.manual_seed(0)
+    G_kwargs = dict(z_dim=8, c_dim=0, w_dim=8, img_resolution=8, img_channels=3, mapping_kwargs=dict(num_layers=1),
+                    synthesis_kwargs=dict(channel_base=64, channel_max=8))
+    D_kwargs = dict(c_dim=0, img_resolution=8, img_channels=3, channel_base=64, channel_max=8)
+    module = StyleGAN2Module(G_kwargs=G_kwargs, D_kwargs=D_kwargs, loss_kwargs=dict(r1_gamma=1.0),
+                             optim_kwargs=dict(lr=0.002, betas=[0, 0.99], eps=1e-8), batch_size=4, batch_gpu=4,
+                             total_kimg=1, augment_kwargs=dict(xflip=1.0), augment_p=0.2)
+    hparams = dict(module.hparams) | hparams_edits
+    path = tmp_path / "module.ckpt"
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": hparams, "epoch": 0, "global_step": 0,
+                "pytorch-lightning_version": pl.__version__}, path)
+    return StyleGAN2Module, path
+
+
+def test_module_checkpoint_loads_through_lightning_and_ours(tmp_path):
+    StyleGAN2Module, path = _module_checkpoint(tmp_path)
+    module = StyleGAN2Module.load_from_checkpoint(path)
+    assert module.augment_p == pytest.approx(0.2) and module.hparams.augment_kwargs == dict(xflip=1.0)
+    assert set(read_checkpoint(path)["hyper_parameters"]) >= {"G_kwargs", "D_kwargs", "augment_kwargs"}
+
+
+@pytest.mark.parametrize("edits", [
+    lambda marker: dict(augment_kwargs={"_target_": "pathlib.Path.touch", "_args_": [str(marker)]}),
+    lambda marker: dict(G_kwargs={"_target_": "pathlib.Path.touch", "_args_": [str(marker)]}),
+    lambda marker: dict(loss_kwargs={"_target_": "pathlib.Path.touch", "_args_": [str(marker)]}),
+    lambda marker: dict(_instantiator="pathlib.Path.touch"),
+])
+def test_module_checkpoint_with_callable_paths_runs_nothing(tmp_path, edits):
+    marker = tmp_path / "marker"
+    StyleGAN2Module, path = _module_checkpoint(tmp_path, **edits(marker))
+    with pytest.raises((TypeError, ValueError)):  # the names are plain strings: unknown arguments, not calls
+        StyleGAN2Module.load_from_checkpoint(path)
+    assert not marker.exists()
+
+
+def test_crafted_checkpoint_is_refused_before_a_resume(tmp_path, checkpoint):
+    """`train.py resume=<ckpt>` asks is_training_checkpoint first, which reads the file with every check."""
+    from stylefuse.networks.snapshot import is_training_checkpoint
+
+    marker = tmp_path / "marker"
+    data = torch.load(checkpoint, weights_only=True)
+    data["loops"] = {"fit_loop": _Call(os.system, f"touch {marker}")}
+    torch.save(data, tmp_path / "crafted.ckpt")
+    with pytest.raises(NetworkFileError, match="which a network file never needs"):
+        is_training_checkpoint(tmp_path / "crafted.ckpt")
+    assert not marker.exists()
+    assert is_training_checkpoint(checkpoint)

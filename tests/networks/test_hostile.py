@@ -11,6 +11,7 @@ import io
 import os
 import pickle
 import struct
+import sys
 import time
 import zipfile
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from tests.networks.reference import TRAINING_SET_KWARGS
 from tests.networks.test_official import _nvidia_stand_ins, _official_style, _write_official_style_pickle
 from tests.networks.test_snapshot import _lightning_checkpoint
 
+_HASH_MODULUS = sys.hash_info.modulus  # integers that differ by a multiple of it have the same hash
 TIME_LIMIT_S = 1.0        # CPU seconds to refuse a file
 MEMORY_LIMIT_MB = 64      # growth of the peak resident memory while refusing it
 
@@ -333,6 +335,18 @@ CASES = [
         mapping_kwargs=(lambda x: (x.update(me=x), x)[1])({}))), "contains itself"),
     Case("deep-nesting", lambda m, n: b"\x80\x02" + b"]" * 10000 + b"a" * 9999 + b".", "levels deep"),
     Case("many-opcodes", lambda m, n: b"\x80\x02]" + b"Na" * 300_000 + b".", "more than 250000 opcodes"),
+    Case("colliding-int-keys", lambda m, n: pickle.dumps({i * _HASH_MODULUS: None for i in range(1, 50)}, protocol=2),
+         "uses a int as a dictionary key"),
+    Case("float-key", lambda m, n: pickle.dumps({1.5: 1}, protocol=2), "uses a float as a dictionary key"),
+    Case("colliding-set", lambda m, n: _reduce_p0("builtins", "set", [_HASH_MODULUS, 2 * _HASH_MODULUS]),
+         "as a dictionary key or set item"),
+    Case("colliding-ordered-dict", lambda m, n: _reduce_p0("collections", "OrderedDict", [[_HASH_MODULUS, 1]]),
+         "as a dictionary key or set item"),
+    Case("colliding-easydict", lambda m, n: _reduce_p0("dnnlib.util", "EasyDict", [[_HASH_MODULUS, 1]]),
+         "as a dictionary key or set item"),
+    Case("builtins-dict-call", lambda m, n: _reduce_p0("builtins", "dict", [[1, 2]]), "not callable"),
+    Case("huge-memo-index", lambda m, n: b"\x80\x02Nr" + struct.pack("<I", 2**31) + b".", "memo index 2147483648"),
+    Case("huge-memo-index-p0", lambda m, n: b"Np2147483648\n.", "memo index 2147483648"),
     # --- Constructor kwargs outside what a StyleGAN2 can be (refused before anything is built).
     Case("w-dim-huge", lambda m, n: _official(n, **_with_G_kwargs(w_dim=2**22)), "w_dim is 4194304"),
     Case("mapping-200000-layers", lambda m, n: _official(n, **_with_G_kwargs(mapping_kwargs=dict(num_layers=200_000))),
