@@ -17,6 +17,7 @@ import torch
 
 from stylefuse.augment.ada import AdaController
 from stylefuse.augment.pipe import AugmentPipe
+from stylefuse.networks.snapshot import read_checkpoint
 from stylefuse.nn import Discriminator, Generator, set_block_options
 from stylefuse.training import ddp
 from stylefuse.training.ema import ema_beta, update_ema
@@ -75,6 +76,14 @@ class StyleGAN2Module(pl.LightningModule):
         self.register_buffer("batch_idx", torch.zeros([], dtype=torch.int64))
         self.register_buffer("label_bank", torch.zeros([0, self.G.c_dim]), persistent=False)
         self.running_stats = RunningStats()  # reported and reset once per tick (training.ticks.TickCallback)
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path, *args, **kwargs):
+        """Lightning's loader behind stylefuse's checks: the file is read first by the restricted reader (a
+        checkpoint that is not plain data, or whose G/D kwargs no StyleGAN2 has, is one NetworkFileError), then by
+        torch.load with weights_only=True, whatever torch's defaults or environment say."""
+        read_checkpoint(checkpoint_path)
+        return super().load_from_checkpoint(checkpoint_path, *args, **{**kwargs, "weights_only": True})
 
     # --- Progress -----------------------------------------------------------------------------------------------
 

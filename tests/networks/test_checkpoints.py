@@ -142,6 +142,23 @@ def test_module_checkpoint_with_callable_paths_runs_nothing(tmp_path, edits):
     assert not marker.exists()
 
 
+def test_module_loader_runs_nothing_even_with_torchs_protection_off(tmp_path, monkeypatch):
+    marker = tmp_path / "marker"
+    StyleGAN2Module, path = _module_checkpoint(tmp_path)
+    data = torch.load(path, weights_only=True)
+    data["callbacks"] = {"evil": _Call(os.system, f"touch {marker}")}
+    torch.save(data, path)
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    with pytest.raises(NetworkFileError, match="which a network file never needs"):
+        StyleGAN2Module.load_from_checkpoint(path)
+    assert not marker.exists()
+    data["callbacks"] = {}
+    data["hyper_parameters"]["G_kwargs"]["w_dim"] = 2**22  # would build a huge mapping network
+    torch.save(data, path)
+    with pytest.raises(NetworkFileError, match="w_dim is 4194304"):
+        StyleGAN2Module.load_from_checkpoint(path)
+
+
 def test_crafted_checkpoint_is_refused_before_a_resume(tmp_path, checkpoint):
     """`train.py resume=<ckpt>` asks is_training_checkpoint first, which reads the file with every check."""
     from stylefuse.networks.snapshot import is_training_checkpoint
