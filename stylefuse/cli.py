@@ -13,11 +13,12 @@ import functools
 import netrc
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import hydra
+from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
 from stylefuse.errors import StylefuseError
@@ -41,6 +42,15 @@ def wandb_offline() -> bool:
 def register_resolvers() -> None:
     """The resolvers the config tree uses (`${wandb_offline:}`); called before any config is composed."""
     OmegaConf.register_new_resolver("wandb_offline", wandb_offline, replace=True)
+
+
+def compose_config(config_name: str | None, overrides: Sequence[str] = (),
+                   return_hydra_config: bool = False) -> DictConfig:
+    """`conf/<config_name>.yaml` (None = the groups only) composed with command-line style overrides, outside a
+    Hydra main: the benchmarks and tests build their configs with it."""
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name, overrides=list(overrides), return_hydra_config=return_hydra_config)
 
 
 def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:

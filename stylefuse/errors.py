@@ -1,4 +1,8 @@
-"""Errors a user can fix. Each message is one line that names the problem and the fix."""
+"""Errors a user can fix, and the warnings about skipped inputs. Each message is one line that names the problem and
+the fix."""
+
+# Named in the messages that send the user to the dataset tool.
+DATASET_TOOL = "python -m stylefuse.data.tool"
 
 
 class StylefuseError(Exception):
@@ -7,6 +11,16 @@ class StylefuseError(Exception):
 
 class DatasetError(StylefuseError, ValueError):
     """A dataset path, image or label file that cannot be used for training."""
+
+
+class DatasetNotFoundError(DatasetError):
+    """The dataset path does not exist; the message says how to get the data."""
+
+    def __init__(self, path: str, hint: str | None = None) -> None:
+        self.path = path
+        hint = hint or (f"set dataset.path=... (or the STYLEFUSE_DATA folder) to a folder or zip of images; "
+                        f"{DATASET_TOOL} --source <images> --dest <out.zip> --resolution <N> makes one")
+        super().__init__(f"dataset not found: {path}; {hint}")
 
 
 class NetworkFileError(StylefuseError, ValueError):
@@ -27,3 +41,7 @@ class AlignmentError(StylefuseError, ValueError):
 
 class MissingExtraError(StylefuseError, ImportError):
     """A feature whose optional dependencies are not installed; the message gives the `pip install` line."""
+
+
+class CorruptImageWarning(UserWarning):
+    """An image could not be read (or had the wrong shape) and was skipped."""

@@ -1,5 +1,6 @@
 """Latent codes shared by the inference jobs (generation, style mixing, fusion, projection): seed lists, seed -> z,
-class labels, the official `projected_w.npz` format, and w -> uint8 image."""
+class labels, the official `projected_w.npz` format, one latent from a seed, a file or an image, and w -> uint8
+image."""
 
 from __future__ import annotations
 
@@ -7,11 +8,10 @@ import os
 import re
 import warnings
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
-from omegaconf import ListConfig
 
 from stylefuse.errors import ConfigError
 from stylefuse.nn import Generator
@@ -36,7 +36,7 @@ def parse_seeds(spec: int | str | Sequence[int | str] | None, what: str = "seeds
         except ValueError:
             raise ConfigError(f"cannot read {what}={spec!r}: give a list [0,1,2], a range 0-7 or a quoted list "
                               f"'0,1,2'") from None
-    elif isinstance(spec, (Sequence, ListConfig)):
+    elif isinstance(spec, Sequence):
         values = [value for item in spec for value in parse_seeds(item, what)]
     else:
         raise ConfigError(f"cannot read {what}={spec!r}: give a list [0,1,2], a range 0-7 or a quoted list '0,1,2'")
@@ -94,6 +94,36 @@ def save_w(path: str | os.PathLike, w: torch.Tensor) -> None:
     """Writes w [K, num_ws, w_dim] as float32 under the key `w`, readable by the official generate.py."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     np.savez(path, w=w.detach().cpu().numpy().astype(np.float32))
+
+
+def load_latent(source: str | os.PathLike, G: Generator, truncation_psi: float = 1.0, class_idx: int | None = None,
+                project_image: Callable[[str], np.ndarray] | None = None) -> torch.Tensor:
+    """`seed:N` (the official seed -> z, mapped with truncation_psi and class_idx), a `projected_w.npz` holding one
+    code, or an image file (`project_image(path)` -> w [1, num_ws, w_dim], e.g. through a Projector) -> w
+    [1, num_ws, w_dim] on G's device."""
+    device = next(G.parameters()).device
+    source = str(source)
+    if source.startswith("seed:"):
+        try:
+            seed = int(source[len("seed:"):])
+        except ValueError:
+            raise ConfigError(f"cannot read {source!r}: write a seed as seed:<number>, e.g. seed:85") from None
+        z = torch.from_numpy(seed_to_z(seed, G.z_dim)).to(device)
+        with torch.no_grad():
+            return G.mapping(z, class_label(G, class_idx, device), truncation_psi=truncation_psi)
+    if source.endswith(".npz"):
+        w = load_w(source, G)
+        if w.shape[0] != 1:
+            raise ConfigError(f"{source} holds {w.shape[0]} codes, one is needed ([1, {G.num_ws}, {G.w_dim}]): "
+                              f"give the projected_w.npz of a single image")
+        return torch.from_numpy(w).to(device)
+    if not os.path.isfile(source):
+        raise ConfigError(f"input not found: {source} (give an image, a projected_w.npz or seed:<number>)")
+    if project_image is None:
+        raise ConfigError(f"{source} is an image: project it first (python project.py), then give its "
+                          f"projected_w.npz")
+    w = project_image(source)
+    return torch.from_numpy(np.asarray(w, dtype=np.float32)).to(device)
 
 
 @torch.no_grad()

@@ -4,29 +4,38 @@ error checks. tests/conftest.py turns the common cases into fixtures."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
-import warnings
 from pathlib import Path
 
 import lpips
 import numpy as np
+import PIL.Image
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 
-from stylefuse.cli import CONF_DIR, register_resolvers
+from stylefuse.cli import compose_config
 from stylefuse.networks import save_network_snapshot
 from stylefuse.nn import Discriminator, Generator
+from stylefuse.projection import lpips_vgg
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN_DIR = REPO.parent / "shared" / "golden"  # CI has shared/ beside its clone, like this checkout
 
 
-def compose_cfg(config_name: str | None, overrides: list[str], return_hydra_config: bool = False):
-    """Composes `conf/<config_name>.yaml` (None = groups only) with command-line style overrides."""
-    register_resolvers()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name, overrides=overrides, return_hydra_config=return_hydra_config)
+compose_cfg = compose_config  # conf/<config_name>.yaml with command-line style overrides
+
+
+@contextlib.contextmanager
+def torch_threads(num_threads: int):
+    """torch on `num_threads` threads inside the block: on tiny tensors a second thread only adds synchronisation,
+    which costs many times the work when other jobs share the cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(num_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @functools.cache
@@ -97,12 +106,26 @@ def random_lpips(seed: int | None = None) -> lpips.LPIPS:
     weights would be a download. seed: torch.manual_seed first (None = the current stream)."""
     if seed is not None:
         torch.manual_seed(seed)
-    with warnings.catch_warnings():  # lpips calls torchvision with its deprecated `pretrained` argument
-        warnings.filterwarnings("ignore", category=UserWarning, module="torchvision")
-        return lpips.LPIPS(net="vgg", pnet_rand=True, verbose=False)
+    return lpips_vgg(pnet_rand=True)
 
 
 # --- Checks ------------------------------------------------------------------------------------------------------
+
+def save_png(path: Path, img: np.ndarray) -> Path:
+    """Writes a uint8 [C, H, W] image as a PNG; returns the path."""
+    PIL.Image.fromarray(img.transpose(1, 2, 0)).save(path)
+    return path
+
+
+def proc_status_mb(field: str) -> float:
+    """A memory field of /proc/self/status (`VmRSS` now, `VmHWM` the peak), in MiB: the kernel's own count, to check
+    the package's memory probes against."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) / 1024  # kB
+    raise AssertionError(f"no {field} in /proc/self/status")
+
 
 def official_uint8(img: torch.Tensor) -> np.ndarray:
     """The official generate.py conversion, written out: (x * 127.5 + 128) clamped, truncated to uint8, HWC."""

@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 
 from stylefuse.errors import ConfigError
 from stylefuse.generate import generate_images
-from stylefuse.latents import class_label, load_w, parse_seeds, save_w
+from stylefuse.latents import class_label, load_latent, load_w, parse_seeds, save_w
 from tests.helpers import tiny_network
 
 
@@ -59,4 +59,31 @@ def test_load_w_round_trip_and_one_line_errors(tmp_path, network):
     for name, message in cases.items():
         with pytest.raises(ConfigError, match=message) as err:
             load_w(tmp_path / name, G)
+        assert "\n" not in str(err.value)
+
+
+def test_load_latent_from_a_seed_an_npz_or_an_image(tmp_path, network):
+    _, G = network
+    z = torch.from_numpy(np.random.RandomState(7).randn(1, G.z_dim))
+    torch.testing.assert_close(load_latent("seed:7", G, truncation_psi=0.6), G.mapping(z, None, truncation_psi=0.6),
+                               rtol=0, atol=0)
+    w = torch.randn(1, G.num_ws, G.w_dim)
+    save_w(tmp_path / "one.npz", w)
+    assert torch.equal(load_latent(str(tmp_path / "one.npz"), G), w)
+    (tmp_path / "face.png").write_bytes(b"any file that is not an npz")
+    projected = []
+    assert torch.equal(load_latent(tmp_path / "face.png", G, project_image=lambda path: projected.append(path) or w),
+                       w)
+    assert projected == [str(tmp_path / "face.png")]
+
+    save_w(tmp_path / "two.npz", torch.randn(2, G.num_ws, G.w_dim))
+    save_w(tmp_path / "wide.npz", torch.randn(1, G.num_ws + 2, G.w_dim))
+    np.savez(tmp_path / "key.npz", latent=w.numpy())
+    cases = {"two.npz": "holds 2 codes", "wide.npz": r"\[1, 10, 32\]", "key.npz": "no array named 'w'",
+             "gone.npz": "not found", "gone.png": "input not found", "seed:x": "seed:<number>",
+             "face.png": "is an image: project it first"}
+    for name, message in cases.items():
+        source = name if name.startswith("seed:") else str(tmp_path / name)
+        with pytest.raises(ConfigError, match=message) as err:
+            load_latent(source, G)
         assert "\n" not in str(err.value)

@@ -9,33 +9,26 @@ the copy to host memory), in batches, after one warm-up batch. Last line: `img_p
 from __future__ import annotations
 
 import argparse
-import resource
 import time
 from collections.abc import Sequence
 
 import torch
 
-from stylefuse.nn import Generator
+from stylefuse.bench.generator import add_generator_flags, random_generator
 from stylefuse.utils.devices import resolve_device
 from stylefuse.utils.images import generated_to_uint8
+from stylefuse.utils.memory import peak_memory_mb
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(prog="bench generate", description=__doc__.splitlines()[0])
-    parser.add_argument("--res", type=int, default=256, help="output resolution (power of two)")
+    add_generator_flags(parser)
     parser.add_argument("--batch", type=int, default=16, help="images per forward pass")
-    parser.add_argument("--channel-base", type=int, default=16384, help="synthesis channel_base")
-    parser.add_argument("--channel-max", type=int, default=512, help="synthesis channel_max")
-    parser.add_argument("--map", type=int, default=8, help="mapping layers")
-    parser.add_argument("--device", default="auto", help="auto, cuda or cpu")
     parser.add_argument("--n", type=int, default=64, help="images to time (rounded up to whole batches)")
     args = parser.parse_args(argv)
 
     device = resolve_device(args.device)
-    G = Generator(z_dim=512, c_dim=0, w_dim=512, img_resolution=args.res, img_channels=3,
-                  mapping_kwargs=dict(num_layers=args.map),
-                  synthesis_kwargs=dict(channel_base=args.channel_base, channel_max=args.channel_max))
-    G = G.eval().requires_grad_(False).to(device)
+    G = random_generator(args, device)
     num_batches = -(-args.n // args.batch)
     print(f"bench generate: res {args.res}, batch {args.batch}, channel_base {args.channel_base}, channel_max "
           f"{args.channel_max}, map {args.map}, {num_batches * args.batch} images on {device}")
@@ -53,10 +46,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
             run_batch()
         seconds = time.perf_counter() - start
 
-    result = {"img_per_sec": num_batches * args.batch / seconds,
-              "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}  # Linux: KiB
-    if device.type == "cuda":
-        result["peak_cuda_mb"] = torch.cuda.max_memory_allocated(device) // 2**20
+    result = {"img_per_sec": num_batches * args.batch / seconds, **peak_memory_mb(device)}
+    if "peak_cuda_mb" in result:
         print(f"peak_cuda_mb={result['peak_cuda_mb']}")
     print(f"{seconds:.3f} s for {num_batches} batches")
     print(f"img_per_sec={result['img_per_sec']:.2f} peak_rss_mb={result['peak_rss_mb']}")

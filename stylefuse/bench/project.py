@@ -12,40 +12,31 @@ after an untimed two-step warm-up of both; W statistics and LPIPS setup are not 
 from __future__ import annotations
 
 import argparse
-import resource
 import time
 from collections.abc import Sequence
 
 import torch
-from hydra import compose, initialize_config_dir
 
-from stylefuse.cli import CONF_DIR
-from stylefuse.nn import Generator
-from stylefuse.projection import Projector
-from stylefuse.projection.job import build_projector, render
+from stylefuse.bench.generator import add_generator_flags, random_generator
+from stylefuse.cli import compose_config
+from stylefuse.projection import Projector, render
+from stylefuse.projection.job import build_projector
 from stylefuse.utils.devices import resolve_device
+from stylefuse.utils.memory import peak_memory_mb
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(prog="bench project", description=__doc__.splitlines()[0])
-    parser.add_argument("--res", type=int, default=256, help="output resolution (power of two)")
+    add_generator_flags(parser)
     parser.add_argument("--batch", type=int, default=8, help="images projected together (and one at a time)")
     parser.add_argument("--steps", type=int, default=100, help="optimization steps per projection")
-    parser.add_argument("--channel-base", type=int, default=16384, help="synthesis channel_base")
-    parser.add_argument("--channel-max", type=int, default=512, help="synthesis channel_max")
-    parser.add_argument("--map", type=int, default=8, help="mapping layers")
-    parser.add_argument("--device", default="auto", help="auto, cuda or cpu")
     args = parser.parse_args(argv)
 
     device = resolve_device(args.device)
     torch.manual_seed(0)
-    G = Generator(z_dim=512, c_dim=0, w_dim=512, img_resolution=args.res, img_channels=3,
-                  mapping_kwargs=dict(num_layers=args.map),
-                  synthesis_kwargs=dict(channel_base=args.channel_base, channel_max=args.channel_max))
-    G = G.eval().requires_grad_(False).to(device)
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("project", overrides=["projector=w", f"projector.num_steps={args.steps}",
-                                            "projector.lpips_model.pnet_rand=true"])
+    G = random_generator(args, device)
+    cfg = compose_config("project", ["projector=w", f"projector.num_steps={args.steps}",
+                                     "projector.lpips_model.pnet_rand=true"])
     projector = build_projector(G, cfg.projector, device)
     target = render(G, G.mapping(torch.randn([args.batch, G.z_dim], device=device), None))
     print(f"bench project: res {args.res}, batch {args.batch}, {args.steps} steps, channel_base {args.channel_base}, "
@@ -89,8 +80,4 @@ def _timed(projector: Projector, batches: list[torch.Tensor], device: torch.devi
         projector.project(target, progress=False)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    run = {"seconds": time.perf_counter() - start,
-           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}  # Linux: KiB; process peak
-    if device.type == "cuda":
-        run["peak_cuda_mb"] = torch.cuda.max_memory_allocated(device) // 2**20
-    return run
+    return {"seconds": time.perf_counter() - start, **peak_memory_mb(device)}  # RSS: the process's peak

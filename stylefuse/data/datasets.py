@@ -23,9 +23,15 @@ import PIL.Image
 import torch
 from tqdm import tqdm
 
-from stylefuse.errors import ConfigError, DatasetError
-
-TOOL = "python -m stylefuse.data.tool"
+from stylefuse.errors import DATASET_TOOL, ConfigError, CorruptImageWarning, DatasetError, DatasetNotFoundError
+from stylefuse.utils.images import (
+    RESIZE_FILTERS,
+    center_crop_resize,
+    is_image_file,
+    suggested_resolution,
+    training_size_problem,
+)
+from stylefuse.utils.shapes import is_power_of_two
 
 # What PIL, zlib and zipfile raise for one damaged or truncated file.
 DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, zlib.error, zipfile.BadZipFile,
@@ -34,40 +40,8 @@ DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, zlib.error, zipfile
 # PIL modes the networks can take as they are, and their channel counts.
 CHANNELS = {"L": 1, "RGB": 3}
 
-RESIZE_FILTERS = {"box": PIL.Image.Resampling.BOX, "lanczos": PIL.Image.Resampling.LANCZOS}
-
-
-class CorruptImageWarning(UserWarning):
-    """An image could not be read (or had the wrong shape) and was skipped."""
-
-
-class DatasetNotFoundError(DatasetError):
-    """The dataset path does not exist; the message says how to get the data."""
-
-    def __init__(self, path: str, hint: str | None = None) -> None:
-        self.path = path
-        hint = hint or (f"set dataset.path=... (or the STYLEFUSE_DATA folder) to a folder or zip of images; "
-                        f"{TOOL} --source <images> --dest <out.zip> --resolution <N> makes one")
-        super().__init__(f"dataset not found: {path}; {hint}")
-
-
 # ----------------------------------------------------------------------------
 # Image helpers shared with the dataset tool.
-
-
-def image_extensions() -> set[str]:
-    """Lower-case file extensions PIL can open (save-only formats such as .pdf excluded)."""
-    PIL.Image.init()
-    return {ext for ext, fmt in PIL.Image.registered_extensions().items() if fmt in PIL.Image.OPEN}
-
-
-def is_power_of_two(n: int) -> bool:
-    return n >= 1 and n & (n - 1) == 0
-
-
-def largest_power_of_two(n: int) -> int:
-    """Largest power of two <= n (at least 4): the resolution to suggest for n-pixel images."""
-    return max(4, 1 << (max(n, 1).bit_length() - 1))
 
 
 def image_to_chw(image: PIL.Image.Image) -> np.ndarray:
@@ -75,15 +49,6 @@ def image_to_chw(image: PIL.Image.Image) -> np.ndarray:
     image.load()  # Raise decoding errors here, not inside numpy's array conversion.
     arr = np.asarray(image)
     return (arr[:, :, None] if arr.ndim == 2 else arr).transpose(2, 0, 1)
-
-
-def center_crop_resize(image: PIL.Image.Image, resolution: int, resize_filter: str) -> PIL.Image.Image:
-    """Crops the largest centred square and resizes it to `resolution`: the tool's `--transform center-crop`."""
-    w, h = image.size
-    crop = min(w, h)
-    left, top = (w - crop) // 2, (h - crop) // 2
-    image = image.crop((left, top, left + crop, top + crop))
-    return image.resize((resolution, resolution), RESIZE_FILTERS[resize_filter])
 
 
 def suggest_dest(path: str, resolution: int) -> str:
@@ -114,15 +79,15 @@ class ImageFiles:
             try:
                 names = [n for n in self._zipfile().namelist() if not n.endswith("/")]
             except zipfile.BadZipFile as err:
-                raise DatasetError(f"{path} is not a readable zip archive ({err}); rebuild it with {TOOL}") from err
+                raise DatasetError(f"{path} is not a readable zip archive ({err}); rebuild it with "
+                                   f"{DATASET_TOOL}") from err
         elif not os.path.exists(path):
             raise DatasetNotFoundError(path)
         else:
             raise DatasetError(f"{path} is neither a folder nor a .zip archive; point dataset.path to one "
-                               f"({TOOL} builds a zip)")
+                               f"({DATASET_TOOL} builds a zip)")
         self.names = set(names)
-        extensions = image_extensions()
-        self.image_names = sorted(n for n in names if os.path.splitext(n)[1].lower() in extensions)
+        self.image_names = sorted(n for n in names if is_image_file(n))
 
     def _zipfile(self) -> zipfile.ZipFile:
         if self._zip is None or self._zip_pid != os.getpid():
@@ -384,7 +349,7 @@ class ImageFolderDataset(Dataset):
         if resolution is not None and shape[1] != resolution:
             raise DatasetError(f"images in {self._path} are {shape[2]}x{shape[1]} but dataset.resolution is "
                                f"{resolution}; set dataset.resolution={shape[1]} (or null), or convert them with "
-                               f"{TOOL} --source {self._path} --dest {suggest_dest(self._path, resolution)} "
+                               f"{DATASET_TOOL} --source {self._path} --dest {suggest_dest(self._path, resolution)} "
                                f"--resolution {resolution}")
         self._own_kwargs = dict(path=self._path, resolution=shape[1])
         super().__init__(name=os.path.splitext(os.path.basename(os.path.normpath(self._path)))[0],
@@ -412,28 +377,27 @@ class ImageFolderDataset(Dataset):
                 continue
             if mode not in CHANNELS:
                 raise DatasetError(f"{self._files.describe(name)} is a {mode} image; StyleGAN2 takes 1-channel (L) "
-                                   f"or 3-channel (RGB) images - convert the dataset with {TOOL} --source "
-                                   f"{self._path} --dest {suggest_dest(self._path, largest_power_of_two(min(w, h)))}")
+                                   f"or 3-channel (RGB) images - convert the dataset with {DATASET_TOOL} --source "
+                                   f"{self._path} --dest {suggest_dest(self._path, suggested_resolution(min(w, h)))}")
             cur = [CHANNELS[mode], h, w]
             if shape is None:
                 shape, first_name = cur, name
                 self._check_square(name, w, h)
             elif cur != shape:
                 raise DatasetError(f"images in {self._path} differ in shape: {first_name} is {shape} but {name} is "
-                                   f"{cur} ([C, H, W]); convert them to one size with {TOOL} --source {self._path} "
-                                   f"--dest {suggest_dest(self._path, shape[1])} --resolution {shape[1]}")
+                                   f"{cur} ([C, H, W]); convert them to one size with {DATASET_TOOL} --source "
+                                   f"{self._path} --dest {suggest_dest(self._path, shape[1])} --resolution {shape[1]}")
         if shape is None:
             raise DatasetError(f"none of the {len(names)} images in {self._path} can be read; check the files")
         return shape, unreadable
 
     def _check_square(self, name: str, w: int, h: int) -> None:
-        if w == h and is_power_of_two(w) and w >= 4:
+        size_problem = training_size_problem(w, h)
+        if size_problem is None:
             return
-        res = largest_power_of_two(min(w, h))
-        problem = "not square" if w != h else "not a power of two"
-        fix = f"--transform center-crop --resolution {res}" if w != h else f"--resolution {res}"
+        problem, fix, res = size_problem
         raise DatasetError(f"images in {self._path} are {w}x{h} ({name}), {problem}; StyleGAN2 needs square "
-                           f"power-of-two images: convert them with {TOOL} --source {self._path} "
+                           f"power-of-two images: convert them with {DATASET_TOOL} --source {self._path} "
                            f"--dest {suggest_dest(self._path, res)} {fix}")
 
     def _load_raw_image(self, raw_idx: int) -> np.ndarray:

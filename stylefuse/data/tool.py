@@ -27,21 +27,11 @@ import PIL.Image
 from tqdm import tqdm
 
 from stylefuse.cli import user_errors
-from stylefuse.data.datasets import (
-    DECODE_ERRORS,
-    RESIZE_FILTERS,
-    TOOL,
-    CorruptImageWarning,
-    DatasetNotFoundError,
-    ImageFiles,
-    LmdbImages,
-    center_crop_resize,
-    is_power_of_two,
-    largest_power_of_two,
-    read_labels,
-)
+from stylefuse.data.datasets import DECODE_ERRORS, ImageFiles, LmdbImages, read_labels
 from stylefuse.data.toy import ToyDataset
-from stylefuse.errors import ConfigError, DatasetError
+from stylefuse.errors import DATASET_TOOL, ConfigError, CorruptImageWarning, DatasetError, DatasetNotFoundError
+from stylefuse.utils.images import RESIZE_FILTERS, center_crop_resize, suggested_resolution, training_size_problem
+from stylefuse.utils.shapes import is_power_of_two
 
 TRANSFORMS = ("center-crop", "center-crop-wide")
 
@@ -180,7 +170,7 @@ def convert_dataset(
         raise ConfigError(f"--resize-filter {resize_filter!r} is unknown; use one of {sorted(RESIZE_FILTERS)}")
     if resolution is not None and not is_power_of_two(resolution):
         raise ConfigError(f"--resolution {resolution} is not a power of two; use e.g. "
-                          f"{largest_power_of_two(resolution)}")
+                          f"{suggested_resolution(resolution)}")
     transform_image = make_transform(transform, resolution, height, resize_filter)
     if source != "toy" and not os.path.exists(source):
         raise DatasetNotFoundError(source, "check --source (a folder, .zip, LMDB folder, or 'toy')")
@@ -237,17 +227,15 @@ def _write_images(items: Iterator[SourceItem], count: int, transform_image: Call
 
 
 def _check_output(name: str, w: int, h: int) -> None:
-    if w == h and is_power_of_two(w) and w >= 4:
-        return
-    res = largest_power_of_two(min(w, h))
-    problem = f"is {w}x{h}, not square" if w != h else f"is {w}x{h}, not a power of two"
-    fix = f"--transform center-crop --resolution {res}" if w != h else f"--resolution {res}"
-    raise DatasetError(f"output image from {name} {problem}; StyleGAN2 needs square power-of-two images: "
-                       f"rerun {TOOL} with {fix}")
+    size_problem = training_size_problem(w, h)
+    if size_problem is not None:
+        problem, fix, _ = size_problem
+        raise DatasetError(f"output image from {name} is {w}x{h}, {problem}; StyleGAN2 needs square power-of-two "
+                           f"images: rerun {DATASET_TOOL} with {fix}")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog=TOOL, description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog=DATASET_TOOL, description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("--source", required=True, help="image folder, .zip, LMDB folder (data.mdb), or 'toy'")
     parser.add_argument("--dest", required=True, help="output .zip, or an empty or new folder")

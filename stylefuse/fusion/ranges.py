@@ -7,12 +7,11 @@ fusion.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
 
 from stylefuse.errors import ConfigError
 from stylefuse.utils.shapes import assert_shape
@@ -58,14 +57,16 @@ def scale_range(layer_range: Sequence[int], from_num_ws: int, to_num_ws: int) ->
     return start, end
 
 
-def resolve_ranges(ranges: str | Sequence[Any], presets: DictConfig, num_ws: int) -> list[LayerRange | None]:
-    """`ranges` = a preset name (scaled to num_ws), one [start, end] pair or a list of pairs ([] = no fusion)."""
+def resolve_ranges(ranges: str | Sequence[Any], presets: Mapping[str, Mapping[str, Any]],
+                   num_ws: int) -> list[LayerRange | None]:
+    """`ranges` = a preset name (scaled to num_ws), one [start, end] pair or a list of pairs ([] = no fusion).
+    presets: name -> {'num_ws': layers of the network the preset was written for, 'ranges': its pairs}."""
     if isinstance(ranges, str):
         if ranges not in presets:
             raise ConfigError(f"unknown ranges preset {ranges!r}: use one of {sorted(presets)} "
                               f"or explicit pairs such as ranges=[[0,6],[4,10]]")
         preset = presets[ranges]
-        return [scale_range(pair, preset.num_ws, num_ws) for pair in preset.ranges]
+        return [scale_range(pair, preset["num_ws"], num_ws) for pair in preset["ranges"]]
     if len(ranges) == 2 and all(isinstance(idx, int) for idx in ranges):
         ranges = [ranges]
     return [check_range(pair, num_ws) if pair is not None and len(pair) > 0 else None for pair in ranges]

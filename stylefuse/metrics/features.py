@@ -7,8 +7,8 @@
 - `vgg16`: stand-in for NVIDIA's `vgg16.pt` in precision/recall: torchvision's ImageNet VGG16 (via torch-fidelity),
   4096-d fc7 features after ReLU. NVIDIA's file holds different VGG16 weights, so precision/recall values are close
   to, not equal to, the official ones.
-- `lpips_vgg`: LPIPS distance with the VGG backbone (`lpips.LPIPS(net='vgg')`, Zhang et al. v0.1 weights) for PPL;
-  the same quantity as NVIDIA's `vgg16.pt` with `return_lpips=True`.
+- `lpips_vgg`: LPIPS-VGG for PPL (`stylefuse.projection.LpipsDistance`, the projector's distance): the squared
+  distance of two images' LPIPS feature vectors, as the official PPL computes it with NVIDIA's `vgg16.pt`.
 
 Every detector maps uint8 images [N, 3, H, W] (any H, W) to float32 [N, D]; `lpips_vgg` maps two float images in
 [0, 255] to [N] distances. Tests hand `Detectors` small random modules instead, so nothing is downloaded.
@@ -17,7 +17,6 @@ Every detector maps uint8 images [N, 3, H, W] (any H, W) to float32 [N, D]; `lpi
 from __future__ import annotations
 
 import functools
-import warnings
 from collections.abc import Callable, Mapping
 
 import torch
@@ -66,21 +65,11 @@ class VGG16Features(torch.nn.Module):
         return x
 
 
-class LpipsVGG(torch.nn.Module):
-    """LPIPS (VGG) between two float image batches in [0, 255]: [N, 3, H, W] x 2 -> [N]."""
+def lpips_distance() -> torch.nn.Module:
+    """PPL's detector: LPIPS-VGG with the pretrained VGG trunk (downloaded once into the torch hub cache)."""
+    from stylefuse.projection.lpips import LpipsDistance, lpips_vgg  # lpips imports torchvision: only when needed
 
-    def __init__(self, pnet_rand: bool = False) -> None:  # pnet_rand: random backbone, no download (tests).
-        super().__init__()
-        import lpips
-
-        self.name = "lpips-vgg"
-        with warnings.catch_warnings():  # lpips builds torchvision's VGG with the deprecated `pretrained` argument
-            warnings.filterwarnings("ignore", category=UserWarning, module="torchvision")
-            self.net = lpips.LPIPS(net="vgg", pnet_rand=pnet_rand, verbose=False).eval().requires_grad_(False)
-
-    def forward(self, img0: torch.Tensor, img1: torch.Tensor) -> torch.Tensor:
-        # lpips expects [-1, 1]; the official LPIPS network takes [0, 255] and rescales the same way.
-        return self.net(img0 / 127.5 - 1, img1 / 127.5 - 1).flatten()
+    return LpipsDistance(lpips_vgg())
 
 
 # Picklable (no lambdas): ddp_spawn pickles the trainer's callbacks, and with them these factories.
@@ -88,7 +77,7 @@ DETECTOR_FACTORIES: dict[str, Callable[[], torch.nn.Module]] = {
     "inception": functools.partial(InceptionV3, "features"),
     "inception_probs": functools.partial(InceptionV3, "probs"),
     "vgg16": VGG16Features,
-    "lpips_vgg": LpipsVGG,
+    "lpips_vgg": lpips_distance,
 }
 
 

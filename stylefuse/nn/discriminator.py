@@ -11,7 +11,7 @@ import torch
 from stylefuse.nn.layers import Conv2dLayer, FullyConnectedLayer
 from stylefuse.nn.mapping import MappingNetwork
 from stylefuse.ops import downsample2d, setup_filter
-from stylefuse.utils.shapes import assert_shape
+from stylefuse.utils.shapes import assert_shape, is_power_of_two
 
 
 class DiscriminatorBlock(torch.nn.Module):
@@ -197,7 +197,7 @@ class Discriminator(torch.nn.Module):
         mapping_kwargs: dict | None = None,   # Arguments for MappingNetwork.
         epilogue_kwargs: dict | None = None,  # Arguments for DiscriminatorEpilogue.
     ):
-        assert img_resolution >= 4 and img_resolution & (img_resolution - 1) == 0, \
+        assert img_resolution >= 4 and is_power_of_two(img_resolution), \
             f"img_resolution must be a power of two >= 4, got {img_resolution}"
         super().__init__()
         block_kwargs = dict(block_kwargs or {})

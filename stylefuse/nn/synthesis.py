@@ -12,7 +12,7 @@ from stylefuse.nn.layers import Conv2dLayer, FullyConnectedLayer, modulated_conv
 from stylefuse.nn.mapping import MappingNetwork
 from stylefuse.ops import bias_act, setup_filter, upsample2d
 from stylefuse.ops.bias_act import activation_funcs
-from stylefuse.utils.shapes import assert_shape
+from stylefuse.utils.shapes import assert_shape, is_power_of_two
 
 NOISE_MODES = ("random", "const", "none")
 
@@ -218,7 +218,7 @@ class SynthesisNetwork(torch.nn.Module):
         num_fp16_res: int = 0,            # Use FP16 for the N highest resolutions.
         **block_kwargs,                   # Arguments for SynthesisBlock.
     ):
-        assert img_resolution >= 4 and img_resolution & (img_resolution - 1) == 0, \
+        assert img_resolution >= 4 and is_power_of_two(img_resolution), \
             f"img_resolution must be a power of two >= 4, got {img_resolution}"
         super().__init__()
         self.w_dim = w_dim

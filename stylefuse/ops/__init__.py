@@ -2,6 +2,6 @@
 
 from stylefuse.ops.bias_act import bias_act
 from stylefuse.ops.conv2d_resample import conv2d_resample
-from stylefuse.ops.upfirdn2d import downsample2d, filter2d, setup_filter, upfirdn2d, upsample2d
+from stylefuse.ops.upfirdn2d import downsample2d, setup_filter, upfirdn2d, upsample2d
 
-__all__ = ["bias_act", "conv2d_resample", "downsample2d", "filter2d", "setup_filter", "upfirdn2d", "upsample2d"]
+__all__ = ["bias_act", "conv2d_resample", "downsample2d", "setup_filter", "upfirdn2d", "upsample2d"]

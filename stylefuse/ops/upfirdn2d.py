@@ -128,16 +128,6 @@ def _pad(x: torch.Tensor, px0: int, px1: int, py0: int, py1: int) -> torch.Tenso
     return F.pad(x, [px0, px1, py0, py1])
 
 
-def filter2d(
-    x: torch.Tensor, f: torch.Tensor, padding: int | Sequence[int] = 0, flip_filter: bool = False, gain: float = 1
-) -> torch.Tensor:
-    """FIR filter that keeps the image size (plus `padding`)."""
-    fw, fh = filter_size(f)
-    px0, px1, py0, py1 = _parse_padding(padding)
-    pad = [px0 + fw // 2, px1 + (fw - 1) // 2, py0 + fh // 2, py1 + (fh - 1) // 2]
-    return upfirdn2d(x, f, padding=pad, flip_filter=flip_filter, gain=gain)
-
-
 def upsample2d(
     x: torch.Tensor, f: torch.Tensor, up: int = 2, padding: int | Sequence[int] = 0, flip_filter: bool = False,
     gain: float = 1,

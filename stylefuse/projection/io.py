@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -12,10 +12,8 @@ import PIL.Image
 import torch
 
 from stylefuse.errors import TargetError
-from stylefuse.utils.images import load_image, save_image, tile_grid
+from stylefuse.utils.images import center_crop_resize, is_image_file, load_image, save_image, tile_grid
 from stylefuse.utils.video import write_video
-
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 
 def list_targets(target: str | os.PathLike, argument: str = "target=") -> list[Path]:
@@ -23,9 +21,9 @@ def list_targets(target: str | os.PathLike, argument: str = "target=") -> list[P
     the command-line `argument` that gave it."""
     path = Path(target).expanduser()
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+        files = sorted(p for p in path.iterdir() if p.is_file() and is_image_file(p))
         if not files:
-            raise TargetError(f"no images in folder {path} (add {'/'.join(IMAGE_EXTENSIONS)} files or point "
+            raise TargetError(f"no images in folder {path} (add image files such as .png or .jpg, or point "
                               f"{argument} at an image)")
         stems = [p.stem for p in files]
         clash = next((s for s in stems if stems.count(s) > 1), None)
@@ -36,8 +34,8 @@ def list_targets(target: str | os.PathLike, argument: str = "target=") -> list[P
     noun = argument.rstrip("=")
     if not path.exists():
         raise TargetError(f"{noun} not found: {path} ({argument} must be an image file or a folder of images)")
-    if path.suffix.lower() not in IMAGE_EXTENSIONS:
-        raise TargetError(f"{noun} {path} is not an image file (use one of {', '.join(IMAGE_EXTENSIONS)})")
+    if not is_image_file(path):
+        raise TargetError(f"{noun} {path} is not an image file (use a format such as .png or .jpg)")
     return [path]
 
 
@@ -48,12 +46,14 @@ def load_target(path: str | os.PathLike, resolution: int, channels: int) -> np.n
     except (FileNotFoundError, ValueError) as err:
         raise TargetError(str(err)) from err
     pil = PIL.Image.fromarray(img[:, :, 0] if img.shape[2] == 1 else img).convert("L" if channels == 1 else "RGB")
-    w, h = pil.size
-    s = min(w, h)
-    pil = pil.crop(((w - s) // 2, (h - s) // 2, (w + s) // 2, (h + s) // 2))
-    pil = pil.resize((resolution, resolution), PIL.Image.LANCZOS)
-    arr = np.asarray(pil, dtype=np.uint8)
+    arr = np.asarray(center_crop_resize(pil, resolution, "lanczos"), dtype=np.uint8)
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+
+
+def load_targets(paths: Sequence[Path], G: torch.nn.Module) -> np.ndarray:
+    """Target files -> uint8 [N, C, H, W] at G's resolution and channels; read before the long work, so that a bad
+    file fails at once."""
+    return np.stack([load_target(p, G.img_resolution, G.img_channels) for p in paths])
 
 
 def save_projection(out_dir: str | os.PathLike, target: np.ndarray, proj: np.ndarray, w: np.ndarray,

@@ -1,6 +1,9 @@
-"""LPIPS-VGG in the form the official projector uses, shared by projection and the PPL metric."""
+"""LPIPS-VGG, the one perceptual distance of the package: the projector's loss and PPL's distance, both in the form
+the official code computes them (NVIDIA's `vgg16.pt` with `return_lpips=True`)."""
 
 from __future__ import annotations
+
+import warnings
 
 import lpips
 import torch
@@ -9,19 +12,29 @@ import torch.nn.functional as F
 from stylefuse.errors import ConfigError
 
 
+def lpips_vgg(pnet_rand: bool = False) -> lpips.LPIPS:
+    """The `lpips` package's LPIPS-VGG (Zhang et al. v0.1 layer weights, shipped with the package). Its VGG trunk
+    has torchvision's ImageNet weights, downloaded once into the torch hub cache; `pnet_rand=True` keeps the trunk
+    random instead (nothing is downloaded: tests and benchmarks)."""
+    with warnings.catch_warnings():  # lpips calls torchvision with its deprecated `pretrained` argument
+        warnings.filterwarnings("ignore", category=UserWarning, module="torchvision")
+        return lpips.LPIPS(net="vgg", pnet_rand=pnet_rand, verbose=False)
+
+
 class LpipsDistance(torch.nn.Module):
-    """LPIPS between images in [0, 255] in the form the official projector uses: each image becomes one feature
-    vector, the unit-normalized VGG features of every layer scaled by sqrt(LPIPS layer weight / (H * W)) and
-    concatenated, and the distance is the squared L2 distance of two vectors (= the LPIPS distance). A target's
-    vector is computed once per projection."""
+    """LPIPS between images in [0, 255] in the official form: each image becomes one feature vector, the
+    unit-normalized VGG features of every layer scaled by sqrt(LPIPS layer weight / (H * W)) and concatenated, and
+    the distance is the squared L2 distance of two vectors (= the LPIPS distance). The projector computes a target's
+    vector once per projection; `forward` gives the distance of two image batches (PPL)."""
 
     def __init__(self, lpips_model: lpips.LPIPS):
         super().__init__()
+        self.name = "lpips-vgg"
         self.model = lpips_model.eval().requires_grad_(False)
         weights = [lin.model[-1].weight for lin in self.model.lins] if self.model.lpips else []
         if not weights or min(float(w.min()) for w in weights) < 0:
-            raise ConfigError("the projector needs LPIPS's learned, non-negative layer weights: set "
-                              "projector.lpips_model.lpips=true and pretrained=true")
+            raise ConfigError("LPIPS distances need the learned, non-negative LPIPS layer weights: build the model "
+                              "with lpips.LPIPS(lpips=True, pretrained=True), e.g. stylefuse.projection.lpips_vgg()")
 
     def features(self, img: torch.Tensor) -> torch.Tensor:  # [N, C, H, W] in [0, 255] -> [N, num_features]
         if img.shape[1] == 1:
@@ -38,3 +51,5 @@ class LpipsDistance(torch.nn.Module):
     def distance(self, feats0: torch.Tensor, feats1: torch.Tensor) -> torch.Tensor:  # -> [N]
         return (feats0 - feats1).square().sum(dim=1)
 
+    def forward(self, img0: torch.Tensor, img1: torch.Tensor) -> torch.Tensor:  # [N, C, H, W] x 2 -> [N]
+        return self.distance(self.features(img0), self.features(img1))

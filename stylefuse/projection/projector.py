@@ -9,9 +9,9 @@ The algorithm is the official StyleGAN2-ADA projector (spec 9.1), generalised in
   LPIPS/PSNR agree closely (tests/projection/test_projector.py).
 
 Perceptual distance: the official code runs NVIDIA's TorchScript `vgg16.pt` (LPIPS-VGG features). We use the `lpips`
-package instead (the same LPIPS-VGG distance; a TorchScript file from the internet would be code we run). Its VGG
-trunk comes from torchvision's ImageNet weights, downloaded on first use; the model is passed in (`lpips_model`), so
-tests use `lpips.LPIPS(net='vgg', pnet_rand=True)`, which downloads nothing.
+package instead (the same LPIPS-VGG distance; a TorchScript file from the internet would be code we run), see
+`stylefuse.projection.lpips`. Its VGG trunk comes from torchvision's ImageNet weights, downloaded on first use; tests
+pass `lpips_vgg(pnet_rand=True)`, which downloads nothing.
 
 Outputs follow the official tool: proj.png (and each video frame) is `G.synthesis(w, noise_mode='const')` of the
 caller's G, i.e. with the network's own noise buffers, which is also what `generate.py --projected-w` renders; the
@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from stylefuse.errors import ConfigError
-from stylefuse.projection.lpips import LpipsDistance
+from stylefuse.projection.lpips import LpipsDistance, lpips_vgg
 from stylefuse.utils.shapes import assert_shape
 
 SPACES = ("w", "w+")
@@ -102,7 +102,7 @@ class Projector:
     def __init__(
         self,
         G: torch.nn.Module,                    # Generator; a private copy is optimized, G itself is never changed.
-        lpips_model: lpips.LPIPS,              # Perceptual distance (LPIPS-VGG); frozen in place.
+        lpips_model: lpips.LPIPS | None = None,  # Perceptual distance, frozen in place; None = lpips_vgg().
         space: str = "w",                      # 'w': one w repeated over all layers (official); 'w+': one per layer.
         num_steps: int = 1000,                 # Number of optimization steps.
         w_avg_samples: int = 10000,            # Mapped z's for the W midpoint and std.
@@ -135,7 +135,7 @@ class Projector:
         self.G = copy.deepcopy(G).eval().requires_grad_(False).to(self.device)
         self.w_avg, self.w_std = compute_w_stats(self.G, w_avg_samples, self.device)  # [1, 1, w_dim], scalar
         self.noise_shapes = {name: buf.shape for name, buf in self.G.synthesis.named_buffers() if "noise_const" in name}
-        self.distance = LpipsDistance(lpips_model).to(self.device)
+        self.distance = LpipsDistance(lpips_model if lpips_model is not None else lpips_vgg()).to(self.device)
 
     def project(self, target: torch.Tensor, record_steps: bool = False, progress: bool = True) -> Projection:
         """Projects targets [N, C, H, W] with values in [0, 255] (G's channels and resolution)."""

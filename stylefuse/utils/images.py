@@ -1,14 +1,18 @@
-"""Image conversions and PNG grids.
+"""Images: uint8 conversions, PNG grids, reading and writing files, and the rules image inputs share.
 
 The official tools convert float images to uint8 in three slightly different ways; each is named here so that
 our outputs match theirs bit for bit:
 - grids (training snapshots, style-mixing grids): `rint((x - lo) * 255 / (hi - lo))`,
 - generated images and metrics: `floor(x * 127.5 + 128)` (round half up),
 - projector outputs: `floor((x + 1) * 127.5)`.
+
+The datasets, the dataset tool and the projector read image files by one set of rules: the file extensions PIL can
+open, the centre crop + resize of the official tools, and the square power-of-two sizes StyleGAN2 trains on.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 
@@ -16,6 +20,10 @@ import numpy as np
 import PIL.Image
 import PIL.ImageOps
 import torch
+
+from stylefuse.utils.shapes import is_power_of_two
+
+RESIZE_FILTERS = {"box": PIL.Image.Resampling.BOX, "lanczos": PIL.Image.Resampling.LANCZOS}
 
 
 def grid_to_uint8(img: torch.Tensor | np.ndarray, drange: Sequence[float] = (-1, 1)) -> np.ndarray:
@@ -87,6 +95,44 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
         image = image.convert("RGB")
     arr = np.asarray(image)
     return arr[:, :, None] if arr.ndim == 2 else arr
+
+
+@functools.cache
+def image_extensions() -> frozenset[str]:
+    """Lower-case file extensions PIL can open (save-only formats such as .pdf excluded), as the official tools."""
+    PIL.Image.init()
+    return frozenset(ext for ext, fmt in PIL.Image.registered_extensions().items() if fmt in PIL.Image.OPEN)
+
+
+def is_image_file(path: str | os.PathLike) -> bool:
+    """The file name has an extension PIL can open."""
+    return os.path.splitext(path)[1].lower() in image_extensions()
+
+
+def center_crop_resize(image: PIL.Image.Image, resolution: int, resize_filter: str = "lanczos") -> PIL.Image.Image:
+    """The largest centred square of `image`, resized to `resolution` x `resolution`: the official projector's
+    target and the dataset tool's `--transform center-crop`."""
+    w, h = image.size
+    s = min(w, h)
+    left, top = (w - s) // 2, (h - s) // 2
+    image = image.crop((left, top, left + s, top + s))
+    return image.resize((resolution, resolution), RESIZE_FILTERS[resize_filter])
+
+
+def suggested_resolution(size: int) -> int:
+    """The largest power of two <= size (at least 4): the training resolution to suggest for size-pixel images."""
+    return max(4, 1 << (max(size, 1).bit_length() - 1))
+
+
+def training_size_problem(w: int, h: int) -> tuple[str, str, int] | None:
+    """None when w x h is a size StyleGAN2 trains on (square, a power of two >= 4); else what is wrong ('not
+    square' or 'not a power of two'), the dataset tool's flags that fix it, and the resolution they give."""
+    if w == h and is_power_of_two(w) and w >= 4:
+        return None
+    res = suggested_resolution(min(w, h))
+    if w != h:
+        return "not square", f"--transform center-crop --resolution {res}", res
+    return "not a power of two", f"--resolution {res}", res
 
 
 def _as_numpy(img: torch.Tensor | np.ndarray) -> np.ndarray:

@@ -14,3 +14,8 @@ def assert_shape(tensor: torch.Tensor, ref_shape: Sequence[int | None]) -> None:
     for idx, (size, ref_size) in enumerate(zip(tensor.shape, ref_shape)):
         if ref_size is not None and size != ref_size:
             raise AssertionError(f"Wrong size for dimension {idx}: got {size}, expected {ref_size}")
+
+
+def is_power_of_two(n: int) -> bool:
+    """n is 1, 2, 4, 8, ... (image resolutions of the networks and datasets)."""
+    return n >= 1 and n & (n - 1) == 0

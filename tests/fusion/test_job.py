@@ -12,7 +12,6 @@ import torch
 
 from stylefuse.errors import ConfigError
 from stylefuse.fusion import fuse_ws
-from stylefuse.fusion.job import load_latent
 from stylefuse.fusion.job import run as run_fusion
 from stylefuse.latents import save_w
 from stylefuse.utils.images import load_image, save_image
@@ -28,26 +27,6 @@ def seed_w(G, seed, psi=1.0):
 
 def fuse_overrides(path, out, *extra):
     return [f"network={path}", f"paths.output_dir={out}", "device=cpu", *extra]
-
-
-def test_latent_inputs_and_their_errors(tmp_path, network):
-    path, G = network
-    cfg = compose_cfg("fuse", fuse_overrides(path, tmp_path, "trunc=0.6"))
-    torch.testing.assert_close(load_latent("seed:7", G, cfg, str(tmp_path)), seed_w(G, 7, 0.6), rtol=0, atol=0)
-    w = torch.randn(1, NUM_WS, W_DIM)
-    save_w(tmp_path / "one.npz", w)
-    assert torch.equal(load_latent(str(tmp_path / "one.npz"), G, cfg, str(tmp_path)), w)
-
-    save_w(tmp_path / "two.npz", torch.randn(2, NUM_WS, W_DIM))
-    save_w(tmp_path / "wide.npz", torch.randn(1, NUM_WS + 2, W_DIM))
-    np.savez(tmp_path / "key.npz", latent=w.numpy())
-    cases = {"two.npz": "holds 2 codes", "wide.npz": r"\[1, 10, 32\]", "key.npz": "no array named 'w'",
-             "gone.npz": "not found", "gone.png": "input not found", "seed:x": "seed:<number>"}
-    for name, message in cases.items():
-        source = name if name.startswith("seed:") else str(tmp_path / name)
-        with pytest.raises(ConfigError, match=message) as err:
-            load_latent(source, G, cfg, str(tmp_path))
-        assert "\n" not in str(err.value)
 
 
 def test_fuse_job_in_seeds_mode_writes_the_figure_and_codes(tmp_path, network):
@@ -95,18 +74,21 @@ def test_fuse_job_with_npz_inputs_and_a_strength_sweep(tmp_path, network, codes)
     np.testing.assert_array_equal(sweep[:RES, 2 * RES:], official_image(G, fuse_ws(w1, w2, (1, 3))))
 
 
-def test_fuse_job_projects_image_inputs(tmp_path, network):
+@pytest.mark.parametrize("image", ["image1", "image2"])
+def test_fuse_job_projects_image_inputs(tmp_path, network, image):
     path, G = network
     save_image(official_image(G, seed_w(G, 3)), tmp_path / "face.png")
     out = tmp_path / "out"
+    inputs = {"image1": "seed:4", "image2": "seed:4", image: tmp_path / "face.png"}
     cfg = compose_cfg("fuse", fuse_overrides(
-        path, out, f"image1={tmp_path / 'face.png'}", "image2=seed:4", "ranges=[[0,3]]", "projector.num_steps=2",
-        "projector.w_avg_samples=50", "projector.lpips_model.pnet_rand=true"))
+        path, out, f"image1={inputs['image1']}", f"image2={inputs['image2']}", "ranges=[[0,3]]",
+        "projector.num_steps=2", "projector.w_avg_samples=50", "projector.lpips_model.pnet_rand=true"))
     run_fusion(cfg)
-    with np.load(out / "image1" / "projected_w.npz") as proj, np.load(out / "image1.npz") as used:
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == [image]  # the projection of that input only
+    with np.load(out / image / "projected_w.npz") as proj, np.load(out / f"{image}.npz") as used:
         assert proj["w"].shape == (1, NUM_WS, W_DIM)
         np.testing.assert_array_equal(used["w"], proj["w"])
-    assert (out / "image1" / "target.png").is_file() and (out / "figure.png").is_file()
+    assert (out / image / "target.png").is_file() and (out / "figure.png").is_file()
 
 
 def test_bad_sweep_is_refused_before_any_input_is_read(tmp_path, network):

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
-from tests.helpers import compose_cfg
+from tests.helpers import compose_cfg, torch_threads
 
 
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
-    # The tensors here are tiny: a second thread only adds synchronisation (and contention with parallel jobs).
-    num_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(num_threads)
+    with torch_threads(1):  # the tensors here are tiny
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,6 @@ import torch.nn.functional as F
 
 from stylefuse.nn import Generator
 from stylefuse.projection import LpipsDistance, Projector
-from stylefuse.projection.job import render
 from stylefuse.projection.projector import (
     compute_w_stats,
     latent_noise_scale,
@@ -23,6 +22,7 @@ from stylefuse.projection.projector import (
     noise_regularization,
     normalize_noise_,
 )
+from stylefuse.projection.targets import render
 from tests.helpers import REPO
 
 
@@ -177,13 +177,11 @@ def test_projection_is_deterministic_and_records_steps(tiny_G, lpips_model):
 OFFICIAL_PARITY_SCRIPT = '''
 import contextlib, sys
 import numpy as np, torch
-import lpips
 import projector as official
 from training.networks import Generator as OfficialGenerator
 from stylefuse.nn import Generator
-from stylefuse.nn import Generator
-from stylefuse.projection import LpipsDistance, Projector
-from stylefuse.projection.job import render
+from stylefuse.projection import LpipsDistance, Projector, lpips_vgg
+from stylefuse.projection.targets import render
 
 kwargs = dict(z_dim=32, c_dim=0, w_dim=32, img_resolution=int(sys.argv[1]), img_channels=3,
               mapping_kwargs=dict(num_layers=2), synthesis_kwargs=dict(channel_base=16 * int(sys.argv[1]),
@@ -197,7 +195,7 @@ with torch.no_grad():
 G = Generator(**kwargs).eval()
 G.load_state_dict(G_official.state_dict())
 torch.manual_seed(1)
-distance = LpipsDistance(lpips.LPIPS(net="vgg", pnet_rand=True, verbose=False))
+distance = LpipsDistance(lpips_vgg(pnet_rand=True))
 
 class VGG16StandIn(torch.nn.Module):  # vgg16.pt cannot be downloaded here: same interface, our LPIPS vector
     def forward(self, img, resize_images=False, return_lpips=True):

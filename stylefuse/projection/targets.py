@@ -1,0 +1,86 @@
+"""Projecting target images: in batches through a `Projector`, each result rendered, measured and written as the
+official projector writes it. Plain arguments throughout: usable from a notebook as from the project.py job.
+
+    projector = Projector(G, lpips_vgg(), space="w+")
+    w = project_image_file(G, projector, "face.png", "out/face")  # [1, num_ws, w_dim]; out/face/proj.png, ...
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from stylefuse.errors import ConfigError, TargetError
+from stylefuse.projection.io import list_targets, load_targets, save_projection, save_video
+from stylefuse.projection.lpips import LpipsDistance
+from stylefuse.projection.projector import Projector
+from stylefuse.utils.images import projected_to_uint8
+
+log = logging.getLogger(__name__)
+
+
+@torch.no_grad()
+def render(G: torch.nn.Module, ws: torch.Tensor) -> torch.Tensor:
+    """ws [N, num_ws, w_dim] -> uint8 [N, C, H, W] on the CPU, as the official projector renders proj.png."""
+    ws = ws.to(next(G.parameters()).device)
+    return projected_to_uint8(G.synthesis(ws, noise_mode="const")).cpu()
+
+
+@torch.no_grad()
+def image_metrics(distance: LpipsDistance, target: torch.Tensor, proj: torch.Tensor) -> list[dict]:
+    """Per-image LPIPS, MSE and PSNR (on the uint8 [N, C, H, W] values) of projections against their targets."""
+    device = next(distance.parameters()).device
+    target, proj = target.to(device, torch.float32), proj.to(device, torch.float32)
+    lpips_dist = distance(target, proj)
+    mse = (proj.double() - target.double()).square().mean(dim=[1, 2, 3])
+    return [dict(lpips=float(d), mse=float(m), psnr=10 * math.log10(255**2 / float(m)) if m > 0 else None)
+            for d, m in zip(lpips_dist, mse)]
+
+
+def project_targets(G: torch.nn.Module, projector: Projector, targets: np.ndarray, out_dirs: Sequence[Path],
+                    batch_size: int, video: bool = False, progress: bool = True) -> tuple[np.ndarray, np.ndarray,
+                                                                                          list[dict]]:
+    """Projects uint8 targets [N, C, H, W] in batches and writes each one's results to its folder in `out_dirs`
+    (target.png, proj.png, projected_w.npz, noise.npz, metrics.json and, with `video`, proj.mp4).
+
+    Returns ws [N, num_ws, w_dim] float32, projections uint8 [N, C, H, W] and per-image metrics.
+    """
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+    ws, projs, metrics = [], [], []
+    num_batches = math.ceil(len(targets) / batch_size)
+    for batch_idx, start in enumerate(range(0, len(targets), batch_size)):
+        batch = slice(start, start + batch_size)
+        if progress:
+            log.info(f"batch {batch_idx + 1}/{num_batches}: {', '.join(Path(d).name for d in out_dirs[batch])}")
+        target = torch.from_numpy(targets[batch])
+        result = projector.project(target, record_steps=video, progress=progress)
+        proj = render(G, result.ws)
+        batch_metrics = image_metrics(projector.distance, target, proj)
+        for i, out_dir in enumerate(out_dirs[batch]):
+            w = result.ws[i:i + 1].cpu().numpy()
+            noise = {name: maps[i].cpu().numpy() for name, maps in result.noise.items()}
+            save_projection(out_dir, targets[start + i], proj[i].numpy(), w, noise, batch_metrics[i])
+            if video:
+                frames = (render(G, w_step[i:i + 1])[0] for w_step in result.w_steps)
+                save_video(Path(out_dir) / "proj.mp4", targets[start + i], frames)
+        ws.append(result.ws.cpu().numpy())
+        projs.append(proj.numpy())
+        metrics += batch_metrics
+    return np.concatenate(ws), np.concatenate(projs), metrics
+
+
+def project_image_file(G: torch.nn.Module, projector: Projector, path: str | os.PathLike,
+                       out_dir: str | os.PathLike) -> np.ndarray:
+    """Projects one image file, writes its results to `out_dir` and returns its w [1, num_ws, w_dim] float32."""
+    if Path(path).is_dir():
+        raise TargetError(f"{path} is a folder; give one image file here")
+    targets = load_targets(list_targets(path), G)
+    ws, _, _ = project_targets(G, projector, targets, [Path(out_dir)], batch_size=1)
+    return ws
