@@ -67,7 +67,8 @@ def run(cfg: DictConfig) -> np.ndarray:
     w1 = load_latent(cfg.image1, G, cfg.trunc, cfg.class_idx, lambda path: project(path, "image1"))
     w2 = load_latent(cfg.image2, G, cfg.trunc, cfg.class_idx, lambda path: project(path, "image2"))
     cells = [("image1", "image 1", w1), ("image2", "image 2", w2)]  # (file name, label, w)
-    cells += [(f"fused_{range_name(r)}", range_label(r), fuse_ws(w1, w2, r, cfg.strength)) for r in ranges]
+    cells += [(f"fused_{range_name(r)}", range_label(r, cfg.strength), fuse_ws(w1, w2, r, cfg.strength))
+              for r in ranges]
     images = []
     for name, _, w in tqdm(cells, desc="synthesizing", unit="img"):
         images.append(synthesize_uint8(G, w, cfg.noise_mode))

@@ -17,6 +17,8 @@ from stylefuse.errors import ConfigError
 from stylefuse.utils.shapes import assert_shape
 
 LayerRange = tuple[int, int]  # first and last layer, inclusive
+
+
 def check_range(layer_range: Sequence[int], num_ws: int) -> LayerRange:
     """[start, end] -> (start, end) after checking 0 <= start <= end < num_ws."""
     if len(layer_range) != 2 or not all(isinstance(idx, int) for idx in layer_range):
@@ -46,15 +48,36 @@ def fuse_ws(w1: torch.Tensor, w2: torch.Tensor, layer_range: Sequence[int] | Non
 
 
 def scale_range(layer_range: Sequence[int], from_num_ws: int, to_num_ws: int) -> LayerRange:
-    """Maps a range of a `from_num_ws`-layer network onto a `to_num_ws`-layer one, proportionally.
+    """Maps a range of a `from_num_ws`-layer network onto a `to_num_ws`-layer one by its boundaries.
 
-    Layer i goes to round(i * (to - 1) / (from - 1)), halves rounded up, so the first and last layers stay first and
-    last and the order of range ends is kept. The paper's 0-6, 4-10, 8-14, 12-17 (18 layers) become 0-2, 2-4, 3-6,
-    5-7 at 8 layers (32x32) and 0-5, 3-8, 6-11, 9-13 at 14 layers (256x256).
+    A range [start, end] covers the layer slots [start, end + 1); each boundary b goes to round(b * to / from)
+    (halves up), so the first and last layers stay first and last, ranges that tile the layers at `from_num_ws`
+    tile them at any `to_num_ws` (StyleGAN's coarse/middle/fine 0-3, 4-7, 8-17 become 0-1, 2-3, 4-7 at 8 layers),
+    and ranges that overlap there overlap here or meet. The paper's 0-6, 4-10, 8-14, 12-17 (18 layers) become 0-2,
+    2-4, 4-6, 5-7 at 8 layers (32x32) and 0-4, 3-8, 6-11, 9-13 at 14 layers (256x256).
     """
-    scale = (to_num_ws - 1) / (from_num_ws - 1)
-    start, end = (int(np.floor(idx * scale + 0.5)) for idx in layer_range)
-    return start, end
+    start, stop = (int(np.floor(b * to_num_ws / from_num_ws + 0.5)) for b in (layer_range[0], layer_range[1] + 1))
+    if stop <= start:
+        raise ConfigError(f"layer range {list(layer_range)} of a {from_num_ws}-layer network covers no layer of this "
+                          f"{to_num_ws}-layer network: give explicit ranges, e.g. ranges=[[0,{to_num_ws // 2 - 1}]]")
+    return start, stop - 1
+
+
+def _relation(a: LayerRange, b: LayerRange) -> int:
+    """-1 if range b starts inside range a (overlap), 0 if right after it (they meet), 1 if layers lie between."""
+    return int(np.sign(b[0] - (a[1] + 1)))
+
+
+def scale_preset(ranges: Sequence[Sequence[int]], from_num_ws: int, to_num_ws: int, name: str) -> list[LayerRange]:
+    """Every range of a preset scaled (`scale_range`), after checking that consecutive ranges still overlap, meet
+    or leave a gap exactly where they do at `from_num_ws` layers."""
+    scaled = [scale_range(pair, from_num_ws, to_num_ws) for pair in ranges]
+    for idx in range(len(ranges) - 1):
+        if _relation(ranges[idx], ranges[idx + 1]) != _relation(scaled[idx], scaled[idx + 1]):
+            raise ConfigError(f"ranges={name} cannot keep its overlaps at this network's {to_num_ws} layers "
+                              f"({', '.join(f'{a}-{b}' for a, b in scaled)}): give explicit ranges instead, "
+                              f"e.g. ranges=[[0,{to_num_ws // 2 - 1}],[{to_num_ws // 2},{to_num_ws - 1}]]")
+    return scaled
 
 
 def resolve_ranges(ranges: str | Sequence[Any], presets: Mapping[str, Mapping[str, Any]],
@@ -66,7 +89,7 @@ def resolve_ranges(ranges: str | Sequence[Any], presets: Mapping[str, Mapping[st
             raise ConfigError(f"unknown ranges preset {ranges!r}: use one of {sorted(presets)} "
                               f"or explicit pairs such as ranges=[[0,6],[4,10]]")
         preset = presets[ranges]
-        return [scale_range(pair, preset["num_ws"], num_ws) for pair in preset["ranges"]]
+        return scale_preset([tuple(pair) for pair in preset["ranges"]], preset["num_ws"], num_ws, ranges)
     if len(ranges) == 2 and all(isinstance(idx, int) for idx in ranges):
         ranges = [ranges]
     return [check_range(pair, num_ws) if pair is not None and len(pair) > 0 else None for pair in ranges]
@@ -76,5 +99,7 @@ def range_name(layer_range: LayerRange | None) -> str:  # for file names: 00-06
     return "none" if layer_range is None else f"{layer_range[0]:02d}-{layer_range[1]:02d}"
 
 
-def range_label(layer_range: LayerRange | None) -> str:  # for figures: layers 0-6
-    return "none" if layer_range is None else f"layers {layer_range[0]}-{layer_range[1]}"
+def range_label(layer_range: LayerRange | None, strength: float | None = None) -> str:
+    """For figures: 'layers 0-6', with a second line 'strength 0.70' when a strength is given."""
+    label = "none" if layer_range is None else f"layers {layer_range[0]}-{layer_range[1]}"
+    return label if strength is None else f"{label}\nstrength {strength:.2f}"

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from stylefuse.errors import ConfigError
-from stylefuse.fusion.ranges import LayerRange, fuse_ws
+from stylefuse.fusion.ranges import LayerRange, fuse_ws, range_label
 from stylefuse.latents import synthesize_uint8
 from stylefuse.nn import Generator
 
@@ -35,10 +35,8 @@ def sweep(G: Generator, w1: torch.Tensor, w2: torch.Tensor, layer_range: LayerRa
                               f"give 1..{G.num_ws}")
         windows = [(start, start + width - 1) for start in range(G.num_ws - width + 1)]
         frames = [(window, strength) for window in windows]
-        labels = [f"{start}-{end}" for start, end in windows]
     else:
-        strengths = np.linspace(0, 1, num_frames)
-        frames = [(layer_range, float(s)) for s in strengths]
-        labels = [f"{s:.2f}" for s in strengths]
+        frames = [(layer_range, float(s)) for s in np.linspace(0, 1, num_frames)]
+    labels = [range_label(pair, s) for pair, s in frames]  # each frame names its layers and strength
     images = [synthesize_uint8(G, fuse_ws(w1, w2, pair, s), noise_mode) for pair, s in frames]
     return images, labels

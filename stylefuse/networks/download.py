@@ -69,6 +69,13 @@ PRETRAINED_URLS: dict[str, str] = {name: network.url for name, network in PRETRA
 _CHUNK = 1 << 20
 
 
+# Networks shipped inside the package, by name: loaded from the installed files, never downloaded.
+# `toy`: the tiny model trained on the embedded toy faces (README, "The shipped toy network").
+PACKAGED_NETWORKS: dict[str, Path] = {
+    "toy": Path(__file__).resolve().parents[1] / "assets" / "toy-network.pt",
+}
+
+
 def default_cache_dir() -> Path:
     """The cache root shared with `conf/paths` (`paths.cache_dir`): `$STYLEFUSE_CACHE_DIR` or ~/.cache/stylefuse."""
     return Path(os.environ.get("STYLEFUSE_CACHE_DIR") or Path.home() / ".cache" / "stylefuse")
@@ -172,6 +179,11 @@ def resolve_network_path(path_or_url: str | os.PathLike, cache_dir: str | os.Pat
     """A pretrained name, URL or local path -> a local file (http(s):// downloaded into the cache if needed;
     file:// URLs and paths are read in place, so a changed file is always read as it is now)."""
     text = os.fspath(path_or_url)
+    if text in PACKAGED_NETWORKS:
+        if not PACKAGED_NETWORKS[text].is_file():
+            raise NetworkFileError(f"the packaged network {text!r} is missing from this installation "
+                                   f"({PACKAGED_NETWORKS[text]}); reinstall stylefuse")
+        return PACKAGED_NETWORKS[text]
     expected = PRETRAINED.get(text)
     url = expected.url if expected is not None else text
     if _is_url(url):
@@ -188,5 +200,6 @@ def resolve_network_path(path_or_url: str | os.PathLike, cache_dir: str | os.Pat
     path = Path(text).expanduser()
     if not path.is_file():
         raise NetworkFileError(f"network file not found: {text}; pass an existing .pkl/.pt/.ckpt path, an http(s):// "
-                               f"or file:// URL, or a pretrained name ({', '.join(PRETRAINED)})")
+                               f"or file:// URL, a packaged name ({', '.join(PACKAGED_NETWORKS)}) or a "
+                               f"pretrained name ({', '.join(PRETRAINED)})")
     return path

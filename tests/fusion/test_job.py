@@ -12,12 +12,14 @@ import torch
 
 from stylefuse.errors import ConfigError
 from stylefuse.fusion import fuse_ws
+from stylefuse.fusion.figure import enlarge
 from stylefuse.fusion.job import run as run_fusion
 from stylefuse.latents import save_w
 from stylefuse.utils.images import load_image, save_image
 from tests.helpers import REPO, compose_cfg, official_image
 
 RES, NUM_WS, W_DIM = 32, 8, 32
+CELL = 160  # RES enlarged 5x in the figures
 
 
 @torch.no_grad()
@@ -36,12 +38,12 @@ def test_fuse_job_in_seeds_mode_writes_the_figure_and_codes(tmp_path, network):
     figure = run_fusion(cfg)
 
     w1, w2 = seed_w(G, 1), seed_w(G, 2)
-    ranges = [(0, 2), (2, 4), (3, 6), (5, 7)]
+    ranges = [(0, 2), (2, 4), (4, 6), (5, 7)]
     cells = [official_image(G, w1), official_image(G, w2)] + [official_image(G, fuse_ws(w1, w2, r)) for r in ranges]
-    assert figure.shape[1] == (2 + len(ranges)) * RES and figure.shape[0] > RES  # image 1, image 2, one per range
+    assert figure.shape[1] == (2 + len(ranges)) * CELL and figure.shape[0] > CELL  # image 1, image 2, one per range
     np.testing.assert_array_equal(load_image(out / "figure.png"), figure)
     for i, cell in enumerate(cells):
-        np.testing.assert_array_equal(figure[:RES, i * RES:(i + 1) * RES], cell)
+        np.testing.assert_array_equal(figure[:CELL, i * CELL:(i + 1) * CELL], enlarge(cell))
     np.testing.assert_array_equal(load_image(out / "image2.png"), cells[1])
     for (a, b), cell in zip(ranges, cells[2:]):
         np.testing.assert_array_equal(load_image(out / f"fused_{a:02d}-{b:02d}.png"), cell)
@@ -50,8 +52,8 @@ def test_fuse_job_in_seeds_mode_writes_the_figure_and_codes(tmp_path, network):
             np.testing.assert_array_equal(data["w"], fuse_ws(w1, w2, (a, b)).numpy())
 
     sweep = load_image(out / "sweep_range.png")  # a 3-layer window (the first range) at starts 0..5
-    assert sweep.shape[1] == 6 * RES
-    np.testing.assert_array_equal(sweep[:RES, RES:2 * RES], official_image(G, fuse_ws(w1, w2, (1, 3))))
+    assert sweep.shape[1] == 6 * CELL
+    np.testing.assert_array_equal(sweep[:CELL, CELL:2 * CELL], enlarge(official_image(G, fuse_ws(w1, w2, (1, 3)))))
     assert (out / "sweep_range.mp4").is_file() == (importlib.util.find_spec("imageio_ffmpeg") is not None)
 
 
@@ -64,14 +66,14 @@ def test_fuse_job_with_npz_inputs_and_a_strength_sweep(tmp_path, network, codes)
                                              f"image2={tmp_path / 'b.npz'}", "ranges=[[1,3]]", "strength=0.5",
                                              "sweep=strength", "sweep_frames=3"))
     figure = run_fusion(cfg)
-    assert figure.shape[1] == 3 * RES
+    assert figure.shape[1] == 3 * CELL
     fused = fuse_ws(w1, w2, (1, 3), 0.5)
     np.testing.assert_array_equal(load_image(tmp_path / "out" / "fused_01-03.png"), official_image(G, fused))
     sweep = load_image(tmp_path / "out" / "sweep_strength.png")  # strengths 0, 0.5, 1
-    assert sweep.shape[1] == 3 * RES
-    np.testing.assert_array_equal(sweep[:RES, :RES], official_image(G, w1))
-    np.testing.assert_array_equal(sweep[:RES, RES:2 * RES], official_image(G, fused))
-    np.testing.assert_array_equal(sweep[:RES, 2 * RES:], official_image(G, fuse_ws(w1, w2, (1, 3))))
+    assert sweep.shape[1] == 3 * CELL
+    np.testing.assert_array_equal(sweep[:CELL, :CELL], enlarge(official_image(G, w1)))
+    np.testing.assert_array_equal(sweep[:CELL, CELL:2 * CELL], enlarge(official_image(G, fused)))
+    np.testing.assert_array_equal(sweep[:CELL, 2 * CELL:], enlarge(official_image(G, fuse_ws(w1, w2, (1, 3)))))
 
 
 @pytest.mark.parametrize("image", ["image1", "image2"])
@@ -105,7 +107,7 @@ def test_fuse_py_runs_from_the_command_line(tmp_path, network):
     cmd = [sys.executable, "fuse.py", f"network={path}", "image1=seed:1", "image2=seed:2", "ranges=[[0,3],[4,7]]",
            "device=cpu", f"hydra.run.dir={tmp_path / 'run'}"]
     subprocess.run(cmd, cwd=REPO, check=True, capture_output=True, timeout=120)
-    assert load_image(tmp_path / "run" / "figure.png").shape[1] == 4 * RES
+    assert load_image(tmp_path / "run" / "figure.png").shape[1] == 4 * CELL
     cmd[5] = "ranges=[[0,9]]"
     result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2

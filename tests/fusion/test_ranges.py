@@ -62,15 +62,25 @@ def presets():
 
 def test_paper_preset_is_the_papers_ranges_at_18_layers_and_scales(presets):
     assert resolve_ranges("paper", presets, 18) == [(0, 6), (4, 10), (8, 14), (12, 17)]
-    assert resolve_ranges("paper", presets, 8) == [(0, 2), (2, 4), (3, 6), (5, 7)]     # 32x32
-    assert resolve_ranges("paper", presets, 14) == [(0, 5), (3, 8), (6, 11), (9, 13)]  # 256x256
-    for num_ws in range(4, 19, 2):  # 8x8 .. 1024x1024
+    assert resolve_ranges("paper", presets, 8) == [(0, 2), (2, 4), (4, 6), (5, 7)]     # 32x32
+    assert resolve_ranges("paper", presets, 14) == [(0, 4), (3, 8), (6, 11), (9, 13)]  # 256x256
+    for num_ws in range(6, 19, 2):  # 16x16 .. 1024x1024
         ranges = resolve_ranges("paper", presets, num_ws)
         assert ranges[0][0] == 0 and ranges[-1][1] == num_ws - 1  # from the coarsest to the finest layer
         assert all(0 <= a <= b < num_ws for a, b in ranges)
+        assert all(b[0] <= a[1] for a, b in zip(ranges, ranges[1:]))  # each overlaps the next, as at 18 layers
         assert [a for a, _ in ranges] == sorted(a for a, _ in ranges)  # still coarse to fine
-    assert resolve_ranges("styles", presets, 18) == [(0, 3), (4, 7), (8, 17)]
     assert scale_range((0, 17), 18, 10) == (0, 9)
+    with pytest.raises(ConfigError, match="cannot keep its overlaps at this network's 4 layers"):
+        resolve_ranges("paper", presets, 4)  # 8x8: four overlapping ranges do not fit
+
+
+def test_styles_preset_partitions_the_layers_at_every_depth(presets):
+    assert resolve_ranges("styles", presets, 18) == [(0, 3), (4, 7), (8, 17)]
+    assert resolve_ranges("styles", presets, 8) == [(0, 1), (2, 3), (4, 7)]  # was 0-1, 2-3, 3-7
+    for num_ws in range(4, 19, 2):  # 8x8 .. 1024x1024: no layer in two ranges, none left out
+        ranges = resolve_ranges("styles", presets, num_ws)
+        assert [layer for a, b in ranges for layer in range(a, b + 1)] == list(range(num_ws)), num_ws
 
 
 def test_explicit_ranges_and_unknown_presets(presets):

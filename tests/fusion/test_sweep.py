@@ -14,18 +14,19 @@ def test_range_sweep_slides_the_window_over_every_layer(network, codes):
     _, G = network
     w1, w2 = codes
     frames, labels = sweep(G, w1, w2, (2, 4), "range", strength=0.5)
-    assert labels == ["0-2", "1-3", "2-4", "3-5", "4-6", "5-7"]  # the range's width, 3 layers, at starts 0..5
+    # The range's width, 3 layers, at starts 0..5; every label names its layers and strength.
+    assert labels == [f"layers {a}-{a + 2}\nstrength 0.50" for a in range(6)]
     for (start, end), frame in zip([(0, 2), (3, 5), (5, 7)], [frames[0], frames[3], frames[5]]):
         np.testing.assert_array_equal(frame, official_image(G, fuse_ws(w1, w2, (start, end), 0.5)))
     frames, labels = sweep(G, w1, w2, (2, 4), "range", width=8)
-    assert labels == ["0-7"] and np.array_equal(frames[0], official_image(G, w2))
+    assert labels == ["layers 0-7\nstrength 1.00"] and np.array_equal(frames[0], official_image(G, w2))
 
 
 def test_strength_sweep_goes_from_image_1_to_the_fused_range(network, codes):
     _, G = network
     w1, w2 = codes
     frames, labels = sweep(G, w1, w2, (0, 3), "strength", num_frames=5)
-    assert labels == ["0.00", "0.25", "0.50", "0.75", "1.00"]
+    assert labels == [f"layers 0-3\nstrength {s:.2f}" for s in (0, 0.25, 0.5, 0.75, 1)]
     np.testing.assert_array_equal(frames[0], official_image(G, w1))
     np.testing.assert_array_equal(frames[2], official_image(G, fuse_ws(w1, w2, (0, 3), 0.5)))
     np.testing.assert_array_equal(frames[-1], official_image(G, fuse_ws(w1, w2, (0, 3))))
