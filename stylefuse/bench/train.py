@@ -58,27 +58,28 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     parser.add_argument("--map", type=int, default=2, help="mapping layers")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--fp16-res", type=int, default=0, help="float16 in the N highest resolutions (0 = fp32)")
-    parser.add_argument("--threads", type=int, default=0, help="torch.set_num_threads, 0 = torch's default")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (num_threads), 0 = torch's default")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of the train config, e.g. allow_tf32=true")
     args = parser.parse_args(argv)
 
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda, but PyTorch sees no CUDA device here; use --device cpu")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    threads = [f"num_threads={args.threads}"] if args.threads else []
     module, cfg = build_bench_module(args.res, args.batch, args.channel_base, args.channel_max, args.map,
-                                     args.fp16_res, args.overrides)
-    configure_backends(cfg.cudnn_benchmark, cfg.allow_tf32)
+                                     args.fp16_res, [*threads, *args.overrides])
+    configure_backends(cfg.cudnn_benchmark, cfg.allow_tf32, cfg.num_threads)
     module = module.to(device)
     module.configure_layout(device)
+    module.configure_compile(device)
     opt_G, opt_D = module.configure_optimizers()
     optimizers = {"G": opt_G, "D": opt_D}
     real_img = torch.rand([args.batch, 3, args.res, args.res], device=device) * 2 - 1
     real_c = torch.zeros([args.batch, 0], device=device)
     print(f"bench train: res {args.res}, batch {args.batch}, channel_base {args.channel_base}, channel_max "
           f"{args.channel_max}, map {args.map}, fp16_res {args.fp16_res}, {torch.get_num_threads()} threads, "
-          f"{args.warmup} + {args.iters} iterations on {device}")
+          f"{args.warmup} + {args.iters} iterations on {device}, main phases "
+          f"{'compiled' if module.main_forwards.compiled else 'eager'}")
 
     def iteration(batch_idx: int) -> None:
         inputs = module.draw_phase_inputs(module.due_phases(batch_idx), rank=0, world_size=1)
@@ -88,9 +89,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
+    # The first iteration compiles the main phases' graphs (when compiled): timed apart, as the price paid once.
+    start, cpu_start = time.perf_counter(), time.process_time()
     for i in range(args.warmup):
         iteration(i + 1)
-    synchronize()
+        synchronize()
+        if i == 0:
+            first, cpu_first = time.perf_counter() - start, time.process_time() - cpu_start
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     start, cpu_start = time.perf_counter(), time.process_time()
@@ -106,6 +111,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         result["peak_cuda_mb"] = torch.cuda.max_memory_allocated(device) // 2**20
         result["tflops"] = _schedule_flops(module, iteration, args.iters) / seconds / 1e12
         line += f" peak_cuda_mb={result['peak_cuda_mb']} tflops={result['tflops']:.1f}"
+    if args.warmup:
+        print(f"first iteration {first:.2f} s ({cpu_first:.2f} s of CPU time)"
+              + (", compilation included" if module.main_forwards.compiled else ""))
     print(f"{seconds:.2f} s ({cpu_seconds:.2f} s of CPU time) for {args.iters} iterations of {args.batch} images")
     print(line)
     return result

@@ -18,6 +18,7 @@ from stylefuse.augment.ada import MODES as AUGMENT_MODES
 from stylefuse.data.datamodule import ImageDataModule
 from stylefuse.data.datasets import Dataset
 from stylefuse.errors import ConfigError
+from stylefuse.training.compile import SETTINGS as COMPILE_SETTINGS
 from stylefuse.training.module import StyleGAN2Module
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ class ModelSpec:
     channels_last: bool      # official --nhwc (fp16 blocks)
     fp32_channels_last: bool | None
     fp16_dtype: str
+    compile: str | bool      # torch.compile of the main phases: auto (CUDA only), true or false
     g_architecture: str
     d_architecture: str
     freeze_d: int
@@ -77,6 +79,8 @@ def resolve_model_spec(model: DictConfig | dict, resolution: int, gpus: int) -> 
         spec["batch_gpu"] = max(spec["batch_size"] // max(spec["ref_gpus"], gpus), 1)
     if spec.pop("fp32"):
         spec["num_fp16_res"], spec["conv_clamp"] = 0, None
+    if spec.get("compile") not in COMPILE_SETTINGS:
+        raise ConfigError(f"model.compile must be auto, true or false, got {spec.get('compile')!r}")
     if spec.get("fp16_dtype") not in ("float16", "bfloat16"):
         raise ConfigError(f"model.fp16_dtype must be float16 or bfloat16, got {spec.get('fp16_dtype')!r}")
     unknown = sorted(set(spec) - {f.name for f in fields(ModelSpec)})
@@ -166,13 +170,20 @@ def build_module(cfg: DictConfig, dataset: Dataset, world_size: int, transfer: b
         G_reg_interval=loss.G_reg_interval, D_reg_interval=loss.D_reg_interval, ema_kimg=spec.ema_kimg,
         ema_rampup=None if transfer else spec.ema_rampup, seed=cfg.seed,
         training_set_kwargs=dict(dataset.training_set_kwargs), fp32_channels_last=spec.fp32_channels_last,
-        fp16_dtype=spec.fp16_dtype)
+        fp16_dtype=spec.fp16_dtype, compile_main_phases=spec.compile)
 
 
-def configure_backends(cudnn_benchmark: bool, allow_tf32: bool) -> None:
-    """cuDNN autotuning and TF32 (officially: autotuning on, TF32 off)."""
+def configure_backends(cudnn_benchmark: bool, allow_tf32: bool, num_threads: int | None = None) -> None:
+    """cuDNN autotuning and TF32 (officially: autotuning on, TF32 off), and the CPU threads of this process (None =
+    torch's default, one per core: on a machine other jobs load, fewer threads than cores avoid oversubscription,
+    which slows every thread down, not just the extra ones)."""
     torch.backends.cudnn.benchmark = cudnn_benchmark
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = allow_tf32
+    if num_threads is not None:
+        if num_threads < 1:
+            raise ConfigError(f"num_threads must be at least 1, got {num_threads}; set num_threads=null for torch's "
+                              f"default")
+        torch.set_num_threads(num_threads)
 
 
 def world_size(trainer_cfg: DictConfig) -> int:

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from stylefuse.nn import Discriminator, Generator
+from stylefuse.training.compile import MainPhaseForwards
 
 PHASES = ("Gmain", "Greg", "Dmain", "Dreg")
 
@@ -69,17 +70,19 @@ class StyleGAN2Loss(torch.nn.Module):
         return True
 
     def run_G(self, G: Generator, z: torch.Tensor, c: torch.Tensor, mix_z: torch.Tensor | None = None,
-              mix_cutoff: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+              mix_cutoff: int | None = None,
+              synthesis: Callable[[torch.Tensor], torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """`synthesis`: how to run G.synthesis (its compiled forward in the main phases); None = the module."""
         ws = G.mapping(z, c)
         if mix_cutoff is not None:
             # Style mixing: layers from the cutoff on come from a second latent (which does not move w_avg).
             mixed = G.mapping(mix_z, c, skip_w_avg_update=True)
             ws = torch.cat([ws[:, :mix_cutoff], mixed[:, mix_cutoff:]], dim=1)
-        img = G.synthesis(ws)
+        img = (synthesis or G.synthesis)(ws)
         return img, ws
 
     @staticmethod
-    def run_D(D: Discriminator, augment_pipe: torch.nn.Module | None, img: torch.Tensor,
+    def run_D(D: Discriminator | Callable[..., torch.Tensor], augment_pipe: torch.nn.Module | None, img: torch.Tensor,
               c: torch.Tensor) -> torch.Tensor:
         # Augmentations apply to every image D sees, real or fake, in every phase (so they do not leak into G).
         if augment_pipe is not None:
@@ -98,19 +101,24 @@ class StyleGAN2Loss(torch.nn.Module):
         gain: float,
         backward: Callable[[torch.Tensor], None] = torch.Tensor.backward,
         reduce_mean: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        main_forwards: MainPhaseForwards | None = None,
     ) -> RoundOutputs:
         """Runs one round of `phase` and backpropagates it.
 
         `reduce_mean` averages a scalar over all ranks (identity on one device); it keeps the path-length mean
-        identical across ranks.
+        identical across ranks. `main_forwards`: how Gmain and Dmain run G's synthesis and D (compiled or not);
+        None = the modules. Greg and Dreg always run the modules (they differentiate twice).
         """
         assert phase in PHASES, f"unknown phase {phase!r}"
+        synthesis, discriminator = G.synthesis, D
+        if main_forwards is not None and phase in ("Gmain", "Dmain"):
+            synthesis, discriminator = main_forwards.synthesis, main_forwards.discriminator
         stats: dict[str, torch.Tensor] = {}
         real_logits = None
 
         if phase == "Gmain":
-            gen_img, _ = self.run_G(G, inputs.gen_z, inputs.gen_c, inputs.mix_z, inputs.mix_cutoff)
-            gen_logits = self.run_D(D, augment_pipe, gen_img, inputs.gen_c)
+            gen_img, _ = self.run_G(G, inputs.gen_z, inputs.gen_c, inputs.mix_z, inputs.mix_cutoff, synthesis)
+            gen_logits = self.run_D(discriminator, augment_pipe, gen_img, inputs.gen_c)
             loss_Gmain = F.softplus(-gen_logits)  # -log(sigmoid(logits))
             backward(loss_Gmain.mean().mul(gain))
             stats.update({"scores/fake": gen_logits, "signs/fake": gen_logits.sign(), "loss/G": loss_Gmain})
@@ -119,8 +127,8 @@ class StyleGAN2Loss(torch.nn.Module):
             stats.update(self._path_length(G, inputs, gain, backward, reduce_mean))
 
         if phase == "Dmain":
-            gen_img, _ = self.run_G(G, inputs.gen_z, inputs.gen_c, inputs.mix_z, inputs.mix_cutoff)
-            gen_logits = self.run_D(D, augment_pipe, gen_img.detach(), inputs.gen_c)
+            gen_img, _ = self.run_G(G, inputs.gen_z, inputs.gen_c, inputs.mix_z, inputs.mix_cutoff, synthesis)
+            gen_logits = self.run_D(discriminator, augment_pipe, gen_img.detach(), inputs.gen_c)
             loss_Dgen = F.softplus(gen_logits)  # -log(1 - sigmoid(logits))
             backward(loss_Dgen.mean().mul(gain))
             stats.update({"scores/fake": gen_logits, "signs/fake": gen_logits.sign()})
@@ -128,7 +136,7 @@ class StyleGAN2Loss(torch.nn.Module):
         if phase in ("Dmain", "Dreg"):
             do_r1 = phase == "Dreg"
             real = real_img.detach().requires_grad_(do_r1)
-            real_logits = self.run_D(D, augment_pipe, real, real_c)
+            real_logits = self.run_D(discriminator, augment_pipe, real, real_c)
             stats.update({"scores/real": real_logits, "signs/real": real_logits.sign()})
             if do_r1:
                 # R1 is the gradient w.r.t. the un-augmented reals, i.e. through the augmentation pipe.

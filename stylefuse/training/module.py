@@ -20,6 +20,7 @@ from stylefuse.augment.pipe import AugmentPipe
 from stylefuse.networks.snapshot import read_checkpoint
 from stylefuse.nn import Discriminator, Generator, set_block_options
 from stylefuse.training import ddp
+from stylefuse.training.compile import MainPhaseForwards, resolve_compile
 from stylefuse.training.ema import ema_beta, update_ema
 from stylefuse.training.loss import RoundInputs, StyleGAN2Loss
 from stylefuse.training.phases import Phase, PhaseInputSampler, due_phases, official_phases
@@ -50,6 +51,7 @@ class StyleGAN2Module(pl.LightningModule):
         training_set_kwargs: dict | None = None,  # How to rebuild the training set (saved with the networks).
         fp32_channels_last: bool | None = False,  # float32 blocks of G and D channels-last; None = on CPU only.
         fp16_dtype: str = "float16",              # dtype of the fp16 blocks: float16 (official) or bfloat16.
+        compile_main_phases: str | bool = False,  # torch.compile Gmain and Dmain: true, false or auto (CUDA only).
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -76,6 +78,7 @@ class StyleGAN2Module(pl.LightningModule):
         self.register_buffer("batch_idx", torch.zeros([], dtype=torch.int64))
         self.register_buffer("label_bank", torch.zeros([0, self.G.c_dim]), persistent=False)
         self.running_stats = RunningStats()  # reported and reset once per tick (training.ticks.TickCallback)
+        self.main_forwards: MainPhaseForwards | None = None  # set for the device by configure_compile
 
     @classmethod
     def load_from_checkpoint(cls, checkpoint_path, *args, **kwargs):
@@ -120,8 +123,14 @@ class StyleGAN2Module(pl.LightningModule):
         for net in (self.G, self.D):
             set_block_options(net, fp32_channels_last=channels_last)
 
+    def configure_compile(self, device: torch.device) -> None:
+        """How the main phases run G's synthesis and D on `device`: compiled or eager (`compile_main_phases`)."""
+        compiled = resolve_compile(self.hparams.compile_main_phases, device)
+        self.main_forwards = MainPhaseForwards(self.G, self.D, compiled)
+
     def on_fit_start(self) -> None:
         self.configure_layout(self.device)
+        self.configure_compile(self.device)
         if self.G.c_dim > 0:
             dataset = self.trainer.datamodule.dataset
             labels = [torch.as_tensor(dataset.get_label(i)) for i in range(len(dataset))]
@@ -173,7 +182,7 @@ class StyleGAN2Module(pl.LightningModule):
             for (real, c), inputs in zip(real_rounds, phase_inputs[phase.name]):
                 outputs = self.loss.accumulate_gradients(phase.name, self.G, self.D, self.augment_pipe, real, c,
                                                          inputs, gain=phase.interval, backward=self._backward,
-                                                         reduce_mean=reduce_mean)
+                                                         reduce_mean=reduce_mean, main_forwards=self.main_forwards)
                 self.running_stats.add(outputs.stats)
                 if outputs.real_logits is not None:
                     self.ada.accumulate(outputs.real_logits)

@@ -46,7 +46,7 @@ def train(cfg: DictConfig, extra_callbacks: list[pl.Callback] | None = None) -> 
     # Statistics go to the loggers once per tick (training.ticks), not through Lightning's step-based logging.
     warnings.filterwarnings("ignore", message=r"The number of training batches .* is smaller than the logging interval")
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    configure_backends(cfg.cudnn_benchmark, cfg.allow_tf32)
+    configure_backends(cfg.cudnn_benchmark, cfg.allow_tf32, cfg.num_threads)
     run_dir = Path(cfg.paths.output_dir)
 
     resume = str(cfg.resume) if cfg.resume else None

@@ -26,6 +26,15 @@ def test_train_prints_sec_per_kimg_and_peak_rss_last(capsys, fp16_res):
     assert float(match[1]) > 0 and int(match[2]) > 0
 
 
+@pytest.mark.slow
+def test_train_compiled_reports_the_compilation_apart(capsys):
+    bench_main(["train", *TINY_TRAIN, "--threads", "1", "model.compile=true"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].endswith("1 threads, 1 + 2 iterations on cpu, main phases compiled")
+    assert re.fullmatch(r"first iteration \d+\.\d\d s \(\d+\.\d\d s of CPU time\), compilation included", lines[1])
+    assert re.fullmatch(r"sec/kimg=(\d+\.\d\d) peak_rss_mb=(\d+)", lines[-1])
+
+
 def test_train_module_is_the_one_train_py_builds():
     module, cfg = bench_train.build_bench_module(res=8, batch=4, channel_base=64, channel_max=8, map_layers=1,
                                            fp16_res=0, overrides=["allow_tf32=true"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from stylefuse.data import open_dataset
 from stylefuse.errors import ConfigError
@@ -11,6 +12,7 @@ from stylefuse.training.builders import (
     augment_settings,
     build_module,
     check_batch,
+    configure_backends,
     network_kwargs,
     resolve_model_spec,
 )
@@ -58,6 +60,29 @@ def test_fp32_switch_disables_fp16_and_clamping():
 def test_precision_choice_is_checked():
     with pytest.raises(ConfigError, match="model.fp16_dtype must be float16 or bfloat16, got 'half'"):
         resolve_model_spec(compose_train(["model.fp16_dtype=half"]).model, 32, 1)
+
+
+@pytest.mark.parametrize("preset", ["auto", "tiny", "cifar", "paper256", "paper512", "paper1024", "stylegan2"])
+def test_compile_switch_composes_in_every_preset(preset):
+    assert resolve_model_spec(compose_train([f"model={preset}"]).model, 256, 1).compile == "auto"
+    for value, expected in [("true", True), ("false", False)]:
+        spec = resolve_model_spec(compose_train([f"model={preset}", f"model.compile={value}"]).model, 256, 1)
+        assert spec.compile is expected
+    with pytest.raises(ConfigError, match="model.compile must be auto, true or false, got 'yes'"):
+        resolve_model_spec(compose_train([f"model={preset}", "model.compile=yes"]).model, 256, 1)
+
+
+def test_num_threads_knob():
+    threads = torch.get_num_threads()
+    try:
+        configure_backends(True, False, compose_train(["num_threads=1"]).num_threads)
+        assert torch.get_num_threads() == 1
+        configure_backends(True, False, compose_train([]).num_threads)  # null: left as it is
+        assert torch.get_num_threads() == 1
+        with pytest.raises(ConfigError, match="num_threads must be at least 1, got 0"):
+            configure_backends(True, False, 0)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_batch_checks_are_one_line():

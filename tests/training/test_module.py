@@ -20,7 +20,7 @@ def golden():
     return torch.load(GOLDEN, weights_only=True)
 
 
-def golden_module(golden) -> StyleGAN2Module:
+def golden_module(golden, compiled: bool = False) -> StyleGAN2Module:
     h = golden["hparams"]
     module = StyleGAN2Module(
         G_kwargs=golden["official_kwargs"]["G"], D_kwargs=golden["official_kwargs"]["D"],
@@ -28,7 +28,9 @@ def golden_module(golden) -> StyleGAN2Module:
                          pl_batch_shrink=h["pl_batch_shrink"], pl_decay=h["pl_decay"]),
         optim_kwargs=dict(lr=h["lr"], betas=h["betas"], eps=h["eps"]),
         batch_size=4, batch_gpu=4, total_kimg=1, G_reg_interval=h["G_reg_interval"],
-        D_reg_interval=h["D_reg_interval"], ema_kimg=h["ema_kimg"], ema_rampup=h["ema_rampup"])
+        D_reg_interval=h["D_reg_interval"], ema_kimg=h["ema_kimg"], ema_rampup=h["ema_rampup"],
+        compile_main_phases=compiled)
+    module.configure_compile(torch.device("cpu"))
     module.G.load_state_dict(golden["init"]["G"])
     module.D.load_state_dict(golden["init"]["D"])
     module.G_ema.load_state_dict(golden["init"]["G_ema"])
@@ -36,9 +38,17 @@ def golden_module(golden) -> StyleGAN2Module:
     return module
 
 
-def golden_iteration(golden):
+def golden_inputs(golden) -> dict[str, list[RoundInputs]]:
+    c = torch.zeros([4, 0])
+    inputs = {phase: [RoundInputs(gen_z=golden["z"][phase], gen_c=c)] for phase in ["Gmain", "Dmain", "Dreg"]}
+    pl_noise = torch.cat([golden["pl_noise"], torch.zeros_like(golden["pl_noise"])])  # only the first half is used
+    inputs["Greg"] = [RoundInputs(gen_z=golden["z"]["Greg"], gen_c=c, pl_noise=pl_noise)]
+    return inputs
+
+
+def golden_iteration(golden, compiled: bool = False):
     """Runs our iteration on the golden inputs; returns the module and each phase's gradients before its step."""
-    module = golden_module(golden)
+    module = golden_module(golden, compiled)
     opt_G, opt_D = module.configure_optimizers()
     grads: dict[str, dict[str, torch.Tensor]] = {}
     phase_order = iter(["Gmain", "Greg", "Dmain", "Dreg"])
@@ -50,16 +60,12 @@ def golden_iteration(golden):
             return step()
 
         opt.step = recording_step
-    c = torch.zeros([4, 0])
-    inputs = {phase: [RoundInputs(gen_z=golden["z"][phase], gen_c=c)] for phase in ["Gmain", "Dmain", "Dreg"]}
-    pl_noise = torch.cat([golden["pl_noise"], torch.zeros_like(golden["pl_noise"])])  # only the first half is used
-    inputs["Greg"] = [RoundInputs(gen_z=golden["z"]["Greg"], gen_c=c, pl_noise=pl_noise)]
     # The golden run's per-layer synthesis noise came from the global RNG seeded like this (see the golden README's
     # construction: seed 7, then G and D built); our constructors consume the RNG exactly as the official ones.
     torch.manual_seed(7)
     Generator(**golden["official_kwargs"]["G"])
     Discriminator(**golden["official_kwargs"]["D"])
-    module.run_iteration(golden["real"], c, inputs, {"G": opt_G, "D": opt_D})
+    module.run_iteration(golden["real"], torch.zeros([4, 0]), golden_inputs(golden), {"G": opt_G, "D": opt_D})
     return module, grads
 
 
@@ -110,3 +116,36 @@ def test_lazy_regularization_scales_optimizers(golden):
     assert opt_G.defaults["betas"][1] == pytest.approx(0.99 ** 0.8)
     assert opt_D.defaults["lr"] == pytest.approx(0.0025 * 16 / 17)
     assert opt_D.defaults["betas"][1] == pytest.approx(0.99 ** (16 / 17))
+
+
+@pytest.mark.slow
+def test_compiled_main_phases_reproduce_the_golden_iteration(golden, golden_run):
+    """model.compile: Gmain and Dmain through torch.compile (Greg and Dreg eager on the same parameters) give the
+    official gradients and weights like eager, draw the same per-layer noise from the global RNG, and compile four
+    graphs once (synthesis with and without gradients, D with gradients for its input or for its weights)."""
+    from torch._dynamo.utils import counters
+
+    graphs = counters["stats"]["unique_graphs"]
+    module, grads = golden_iteration(golden, compiled=True)
+    rng_compiled = torch.get_rng_state()
+    assert module.main_forwards.compiled and counters["stats"]["unique_graphs"] - graphs == 4
+    eager, eager_grads = golden_iteration(golden)
+    assert torch.equal(torch.get_rng_state(), rng_compiled)  # the noise consumed the RNG exactly as eager
+
+    for phase, expected in golden["grads"].items():
+        for name, value in expected.items():
+            scale = value.abs().max().clamp(min=1e-12)
+            assert (grads[phase][name] - value).abs().max() / scale < 1e-5, (phase, name)
+            assert (grads[phase][name] - eager_grads[phase][name]).abs().max() / scale < 1e-5, (phase, name)
+    for net in ("G", "D", "G_ema"):
+        ours, theirs = getattr(module, net).state_dict(), getattr(eager, net).state_dict()
+        for name, value in theirs.items():
+            # Adam's first step is ~lr * sign(grad): only weights whose gradient is ~0 may land on either side.
+            close = (ours[name] - value).abs() < 1e-5
+            assert close.float().mean() > 0.95, (net, name)
+    assert float(module.loss.pl_mean) == pytest.approx(golden["stats"]["pl_mean_after"], abs=1e-7)
+
+    # Further iterations reuse the graphs: no recompilation.
+    opt_G, opt_D = module.configure_optimizers()
+    module.run_iteration(golden["real"], torch.zeros([4, 0]), golden_inputs(golden), {"G": opt_G, "D": opt_D})
+    assert counters["stats"]["unique_graphs"] - graphs == 4
