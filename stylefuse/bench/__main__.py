@@ -1,7 +1,8 @@
-"""Benchmarks:  python -m stylefuse.bench train|project|generate [options]  (--help after the job for its options)
+"""Benchmarks:  python -m stylefuse.bench train|project|generate|gpu-check [options]  (--help after the job)
 
 Each job times what the corresponding command runs, on shapes given as flags, and prints its figures on the last
-line (see the job's module: stylefuse/bench/train.py, project.py, generate.py).
+line (see the job's module: stylefuse/bench/train.py, project.py, generate.py). `gpu-check` is the prepared check
+for a CUDA machine (stylefuse/bench/gpu_check.py); its exit status says whether every check passed.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-JOBS = ("train", "project", "generate")
+JOBS = ("train", "project", "generate", "gpu-check")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -21,7 +22,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(2)
     job, job_argv = argv[0], argv[1:]
     # Each job imports only what it needs.
-    importlib.import_module(f"stylefuse.bench.{job}").main(job_argv)
+    result = importlib.import_module(f"stylefuse.bench.{job.replace('-', '_')}").main(job_argv)
+    if isinstance(result, int):  # an exit status (gpu-check); the timing jobs return their figures
+        raise SystemExit(result)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from omegaconf import DictConfig
 
 from stylefuse.cli import CONF_DIR
 from stylefuse.training.builders import build_module, configure_backends
+from stylefuse.training.compile import MainPhaseForwards
 from stylefuse.training.module import StyleGAN2Module
 
 
@@ -123,6 +124,8 @@ def _schedule_flops(module: StyleGAN2Module, iteration, iters: int) -> float:
     """Floating-point operations of the timed schedule: each distinct set of due phases counted once, untimed."""
     from torch.utils.flop_counter import FlopCounterMode
 
+    # Counted on the eager forwards: the same arithmetic, without tracing compiled graphs under the counter.
+    forwards, module.main_forwards = module.main_forwards, MainPhaseForwards(module.G, module.D, compiled=False)
     patterns: Counter[tuple[str, ...]] = Counter()
     first_idx: dict[tuple[str, ...], int] = {}
     for i in range(iters):
@@ -134,4 +137,5 @@ def _schedule_flops(module: StyleGAN2Module, iteration, iters: int) -> float:
         with FlopCounterMode(display=False) as counter:
             iteration(first_idx[due])
         total += counter.get_total_flops() * count
+    module.main_forwards = forwards
     return total
