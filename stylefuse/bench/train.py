@@ -17,7 +17,6 @@ mirrors the official step bench (`official_step_bench.py`): `warmup` untimed ite
 from __future__ import annotations
 
 import argparse
-import resource
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -31,6 +30,7 @@ from stylefuse.cli import CONF_DIR
 from stylefuse.training.builders import build_module, configure_backends
 from stylefuse.training.compile import MainPhaseForwards
 from stylefuse.training.module import StyleGAN2Module
+from stylefuse.utils.memory import peak_memory_mb
 
 
 def build_bench_module(res: int, batch: int, channel_base: int, channel_max: int, map_layers: int, fp16_res: int,
@@ -105,11 +105,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     synchronize()
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
 
-    result = {"sec_per_kimg": seconds / (args.iters * args.batch / 1000),
-              "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}  # Linux: KiB
+    result = {"sec_per_kimg": seconds / (args.iters * args.batch / 1000), **peak_memory_mb(device)}
     line = f"sec/kimg={result['sec_per_kimg']:.2f} peak_rss_mb={result['peak_rss_mb']}"
     if device.type == "cuda":
-        result["peak_cuda_mb"] = torch.cuda.max_memory_allocated(device) // 2**20
         result["tflops"] = _schedule_flops(module, iteration, args.iters) / seconds / 1e12
         line += f" peak_cuda_mb={result['peak_cuda_mb']} tflops={result['tflops']:.1f}"
     if args.warmup:

@@ -28,7 +28,11 @@ def test_train_prints_sec_per_kimg_and_peak_rss_last(capsys, fp16_res):
 
 @pytest.mark.slow
 def test_train_compiled_reports_the_compilation_apart(capsys):
-    bench_main(["train", *TINY_TRAIN, "--threads", "1", "model.compile=true"])
+    threads = torch.get_num_threads()
+    try:
+        bench_main(["train", *TINY_TRAIN, "--threads", "1", "model.compile=true"])
+    finally:
+        torch.set_num_threads(threads)
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].endswith("1 threads, 1 + 2 iterations on cpu, main phases compiled")
     assert re.fullmatch(r"first iteration \d+\.\d\d s \(\d+\.\d\d s of CPU time\), compilation included", lines[1])
