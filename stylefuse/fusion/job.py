@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from stylefuse.fusion.figure import labelled_row
 from stylefuse.fusion.ranges import fuse_ws, range_label, range_name, resolve_ranges
-from stylefuse.fusion.sweep import check_sweep, sweep
+from stylefuse.fusion.sweep import sweep
 from stylefuse.latents import load_latent, save_w, synthesize_uint8
 from stylefuse.networks import load_generator
 from stylefuse.nn import Generator
@@ -61,7 +61,6 @@ def run(cfg: DictConfig) -> np.ndarray:
     G = load_generator(cfg.network, resolve_device(cfg.device))
     ranges = cfg.ranges if isinstance(cfg.ranges, str) else OmegaConf.to_object(cfg.ranges)
     ranges = resolve_ranges(ranges, OmegaConf.to_object(cfg.fusion), G.num_ws)
-    check_sweep(cfg.sweep)  # before any projection starts
 
     project = image_projector(G, cfg.projector, out_dir)
     w1 = load_latent(cfg.image1, G, cfg.trunc, cfg.class_idx, lambda path: project(path, "image1"))

@@ -80,15 +80,20 @@ def scale_preset(ranges: Sequence[Sequence[int]], from_num_ws: int, to_num_ws: i
     return scaled
 
 
+def preset_ranges(name: str, presets: Mapping[str, Mapping[str, Any]]) -> Mapping[str, Any]:
+    """The preset `name` of `presets` (conf/fusion/): {'num_ws': ..., 'ranges': ...}."""
+    if name not in presets:
+        raise ConfigError(f"unknown ranges preset {name!r}: use one of {sorted(presets)} "
+                          f"or explicit pairs such as ranges=[[0,6],[4,10]]")
+    return presets[name]
+
+
 def resolve_ranges(ranges: str | Sequence[Any], presets: Mapping[str, Mapping[str, Any]],
                    num_ws: int) -> list[LayerRange | None]:
     """`ranges` = a preset name (scaled to num_ws), one [start, end] pair or a list of pairs ([] = no fusion).
     presets: name -> {'num_ws': layers of the network the preset was written for, 'ranges': its pairs}."""
     if isinstance(ranges, str):
-        if ranges not in presets:
-            raise ConfigError(f"unknown ranges preset {ranges!r}: use one of {sorted(presets)} "
-                              f"or explicit pairs such as ranges=[[0,6],[4,10]]")
-        preset = presets[ranges]
+        preset = preset_ranges(ranges, presets)
         return scale_preset([tuple(pair) for pair in preset["ranges"]], preset["num_ws"], num_ws, ranges)
     if len(ranges) == 2 and all(isinstance(idx, int) for idx in ranges):
         ranges = [ranges]

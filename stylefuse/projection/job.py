@@ -11,9 +11,8 @@ from pathlib import Path
 import hydra
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from stylefuse.errors import ConfigError
 from stylefuse.networks import load_generator
 from stylefuse.projection.io import list_targets, load_targets, save_summary
 from stylefuse.projection.projector import Projector
@@ -34,10 +33,6 @@ def build_projector(G: torch.nn.Module, projector_cfg: DictConfig, device: str |
 
 def run(cfg: DictConfig) -> float:
     """The project.py job: projects `cfg.target` (an image or a folder) into `cfg.network`; returns the mean LPIPS."""
-    for key in ("network", "target"):
-        if OmegaConf.is_missing(cfg, key):
-            raise ConfigError(f"{key}= is missing: python project.py network=<pkl|ckpt|url|name> "
-                              f"target=<image or folder>")
     paths = list_targets(cfg.target)
     device = resolve_device(cfg.device)
     video = bool(cfg.save_video)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from stylefuse.config_checks import check_config
 from stylefuse.errors import ConfigError
 from stylefuse.fusion import fuse_ws
 from stylefuse.fusion.figure import enlarge
@@ -97,8 +98,8 @@ def test_bad_sweep_is_refused_before_any_input_is_read(tmp_path, network):
     path, _ = network
     cfg = compose_cfg("fuse", fuse_overrides(path, tmp_path, f"image1={tmp_path / 'gone.png'}", "image2=seed:1",
                                              "sweep=ranges"))
-    with pytest.raises(ConfigError, match="unknown sweep='ranges': use one of none, range, strength"):
-        run_fusion(cfg)
+    with pytest.raises(ConfigError, match="sweep must be one of none, range, strength, got 'ranges'"):
+        check_config("fuse", cfg)
 
 
 @pytest.mark.slow
