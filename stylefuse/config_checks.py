@@ -284,8 +284,8 @@ def known_metrics(cfg: DictConfig) -> None:
 
 
 def seeds_or_projected_w(cfg: DictConfig) -> None:
-    if cfg.seeds is None and cfg.projected_w is None:
-        raise ConfigError("nothing to generate: give seeds=<list, e.g. 0-7> or projected_w=<projected_w.npz>")
+    if cfg.projected_w is None:
+        parse_seeds(cfg.seeds)  # seeds=null: "seeds is not set: ..."
 
 
 def ranges_preset_exists(cfg: DictConfig) -> None:

@@ -97,7 +97,7 @@ BAD = [
                                                                       "got 'ranges'"),
     ("generate", [], "network must be set to a network pickle (.pkl), a stylefuse snapshot or checkpoint (.ckpt), a "
                      "URL or a pretrained name such as ffhq: add network=... to the command line"),
-    ("generate", [NET], "nothing to generate: give seeds=<list, e.g. 0-7> or projected_w=<projected_w.npz>"),
+    ("generate", [NET], "seeds is not set: give a list [0,1,2], a range 0-7 or a quoted list '0,1,2'"),
     ("generate", [NET, "seeds=abc"], "seeds must be null or a seed list: [0,1,2], a range 0-7 or a quoted list "
                                      "'0,1,2', got 'abc'"),
     ("generate", [NET, "seeds=1", "class_idx=-1"], "class_idx must be null or a class index >= 0, got -1"),
@@ -121,6 +121,10 @@ def test_bad_values_are_one_line(job, overrides, message):
     with pytest.raises(ConfigError) as err:
         check_config(job, compose(job, overrides))
     assert str(err.value) == message
+
+
+def test_every_job_is_declared():
+    assert sorted(JOBS) == sorted(p.stem for p in CONF_DIR.glob("*.yaml"))
 
 
 def test_choices_are_the_library_ones():
