@@ -157,9 +157,7 @@ PROJECTOR = {
     "projector.regularize_noise_weight": NON_NEGATIVE,
     "projector.mse_weight": NON_NEGATIVE,
     "projector.seed": SEED,
-    "projector.lpips_model.net": one_of(("vgg", "alex", "squeeze")),
     "projector.lpips_model.pnet_rand": BOOL,
-    "projector.lpips_model.verbose": BOOL,
 }
 
 DATASET = {

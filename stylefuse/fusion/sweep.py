@@ -14,7 +14,7 @@ SWEEPS = ("none", "range", "strength")
 
 
 def check_sweep(kind: str) -> None:
-    """A one-line error for an unknown sweep kind (the job checks before any projection starts)."""
+    """A one-line error for an unknown sweep kind."""
     if kind not in SWEEPS:
         raise ConfigError(f"unknown sweep={kind!r}: use one of {', '.join(SWEEPS)}")
 
