@@ -384,9 +384,12 @@ class ImageFolderDataset(Dataset):
                 shape, first_name = cur, name
                 self._check_square(name, w, h)
             elif cur != shape:
+                # The tool's flags for what differs: the size, the channels (greyscale and colour), or both.
+                fix = (f" --resolution {shape[1]}" if cur[1:] != shape[1:] else "") + \
+                      (" --channels rgb" if cur[0] != shape[0] else "")
                 raise DatasetError(f"images in {self._path} differ in shape: {first_name} is {shape} but {name} is "
-                                   f"{cur} ([C, H, W]); convert them to one size with {DATASET_TOOL} --source "
-                                   f"{self._path} --dest {suggest_dest(self._path, shape[1])} --resolution {shape[1]}")
+                                   f"{cur} ([C, H, W]); convert them to one shape with {DATASET_TOOL} --source "
+                                   f"{self._path} --dest {suggest_dest(self._path, shape[1])}{fix}")
         if shape is None:
             raise DatasetError(f"none of the {len(names)} images in {self._path} can be read; check the files")
         return shape, unreadable

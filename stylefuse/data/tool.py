@@ -2,11 +2,13 @@
 
     python -m stylefuse.data.tool --source <folder | .zip | LMDB folder | toy> --dest <out.zip | empty folder>
         [--resolution N] [--transform center-crop | center-crop-wide] [--resize-filter box | lanczos]
-        [--max-images N] [--height H]
+        [--max-images N] [--height H] [--channels rgb | l]
 
 Output: `{idx // 1000:05d}/img{idx:08d}.png` (uncompressed PNG, L or RGB) plus `dataset.json` with the source's
 labels carried over (`{"labels": [[name, label], ...]}`, null unless every image has one). Damaged source images
-are skipped with a warning naming them. `--source toy` exports the embedded toy faces (labels: head shape).
+(and decompression bombs) are skipped with a warning naming them. All images must come out alike: a source mixing
+greyscale and colour images needs `--channels rgb` (or `l`). `--source toy` exports the embedded toy faces (labels:
+head shape).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import sys
 import warnings
 import zipfile
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import numpy as np
@@ -34,6 +37,7 @@ from stylefuse.utils.images import RESIZE_FILTERS, center_crop_resize, suggested
 from stylefuse.utils.shapes import is_power_of_two
 
 TRANSFORMS = ("center-crop", "center-crop-wide")
+CHANNELS = {"rgb": "RGB", "l": "L"}  # --channels -> the PIL mode every output image is converted to
 
 # One source image: (name for messages, reader returning a PIL image, label or None).
 SourceItem = tuple[str, Callable[[], PIL.Image.Image], Any]
@@ -117,40 +121,65 @@ def make_transform(transform: str | None, resolution: int | None, height: int | 
 
 
 class DatasetWriter:
-    """Writes files into a new uncompressed zip, or into an empty (or new) folder."""
+    """Writes files into a new uncompressed zip, or into an empty (or new) folder. The zip is written under a
+    temporary name beside it and renamed when complete: a failed run leaves no half-written zip, and a zip already
+    at `dest` stays as it was until the new one is done. Any write that fails is one line naming `--dest`."""
 
     def __init__(self, dest: str) -> None:
         self.dest = dest
         self.is_zip = dest.lower().endswith(".zip")
-        if self.is_zip:
-            os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
-            self._zip: zipfile.ZipFile | None = zipfile.ZipFile(dest, "w", compression=zipfile.ZIP_STORED)
-        else:
-            if os.path.exists(dest) and not (os.path.isdir(dest) and not os.listdir(dest)):
-                raise ConfigError(f"--dest {dest} exists and is not an empty folder; choose a new folder or a .zip")
-            os.makedirs(dest, exist_ok=True)
-            self._zip = None
+        self._zip: zipfile.ZipFile | None = None
+        if not self.is_zip and os.path.exists(dest) and not (os.path.isdir(dest) and not os.listdir(dest)):
+            raise ConfigError(f"--dest {dest} exists and is not an empty folder; choose a new folder or a .zip")
+        with self._one_line_errors():
+            if self.is_zip:
+                os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
+                self._zip = zipfile.ZipFile(self._partial, "w", compression=zipfile.ZIP_STORED)
+            else:
+                os.makedirs(dest, exist_ok=True)
+
+    @property
+    def _partial(self) -> str:
+        return f"{self.dest}.partial"
+
+    @contextmanager
+    def _one_line_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except OSError as err:
+            reason = "a file is in the way" if isinstance(err, (FileExistsError, NotADirectoryError)) else \
+                err.strerror or str(err)
+            where = f": {err.filename}" if err.filename not in (None, self.dest, self._partial) else ""
+            raise ConfigError(f"cannot write --dest {self.dest} ({reason}{where}); choose a path in a folder you can "
+                              f"write to") from None
 
     def write(self, name: str, data: bytes) -> None:
-        if self._zip is not None:
-            self._zip.writestr(name, data)
-        else:
-            path = os.path.join(self.dest, name)
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path, "wb") as f:
-                f.write(data)
+        with self._one_line_errors():
+            if self._zip is not None:
+                self._zip.writestr(name, data)
+            else:
+                path = os.path.join(self.dest, name)
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                with open(path, "wb") as f:
+                    f.write(data)
 
     def close(self) -> None:
         if self._zip is not None:
-            self._zip.close()
+            with self._one_line_errors():
+                self._zip.close()
+                self._zip = None
+                os.replace(self._partial, self.dest)
 
     def discard(self) -> None:
         """Removes a half-written output (the folder was empty or absent before)."""
-        self.close()
         if self.is_zip:
-            os.remove(self.dest)
+            if self._zip is not None:
+                with suppress(OSError):
+                    self._zip.close()
+            with suppress(FileNotFoundError):
+                os.remove(self._partial)
         else:
-            shutil.rmtree(self.dest)
+            shutil.rmtree(self.dest, ignore_errors=True)
 
 
 # ----------------------------------------------------------------------------
@@ -164,6 +193,7 @@ def convert_dataset(
     resize_filter: str = "lanczos",    # 'lanczos' (official default) or 'box' (FFHQ 256 as in the paper).
     max_images:    int | None = None,  # Read only the first this-many source images (official --max-images).
     height:        int | None = None,  # center-crop-wide: height of the image band, default 3/4 of resolution.
+    channels:      str | None = None,  # 'rgb' or 'l': convert every image to colour / greyscale; None = keep.
 ) -> int:
     """Converts `source` into a training dataset at `dest`; returns the number of images written."""
     if resize_filter not in RESIZE_FILTERS:
@@ -171,6 +201,8 @@ def convert_dataset(
     if resolution is not None and not is_power_of_two(resolution):
         raise ConfigError(f"--resolution {resolution} is not a power of two; use e.g. "
                           f"{suggested_resolution(resolution)}")
+    if channels is not None and channels not in CHANNELS:
+        raise ConfigError(f"--channels {channels!r} is unknown; use one of {', '.join(CHANNELS)}")
     transform_image = make_transform(transform, resolution, height, resize_filter)
     if source != "toy" and not os.path.exists(source):
         raise DatasetNotFoundError(source, "check --source (a folder, .zip, LMDB folder, or 'toy')")
@@ -180,23 +212,24 @@ def convert_dataset(
 
     writer = DatasetWriter(dest)
     try:
-        rows, skipped = _write_images(items, count, transform_image, writer)
+        rows, skipped = _write_images(items, count, transform_image, CHANNELS.get(channels), writer)
         if not rows:
             raise DatasetError(f"no image of {source} could be converted (all skipped); check the source")
         # Labels only if every image has one, as the official tool writes them.
         metadata = {"labels": rows if all(label is not None for _, label in rows) else None}
         writer.write("dataset.json", json.dumps(metadata).encode())
+        writer.close()
     except BaseException:
         writer.discard()
         raise
-    writer.close()
     print(f"wrote {len(rows)} images to {dest}" + (f", skipped {skipped}" if skipped else ""))
     return len(rows)
 
 
-def _write_images(items: Iterator[SourceItem], count: int, transform_image: Callable,
+def _write_images(items: Iterator[SourceItem], count: int, transform_image: Callable, mode: str | None,
                   writer: DatasetWriter) -> tuple[list[list[Any]], int]:
-    """Writes transformed images as consecutive PNGs; returns the [name, label] rows and the skip count."""
+    """Writes transformed images (converted to PIL `mode` unless None) as consecutive PNGs; returns the [name, label]
+    rows and the skip count."""
     rows: list[list[Any]] = []
     skipped = 0
     first: tuple[str, int, int, str] | None = None  # (source name, width, height, mode) of the first output.
@@ -210,13 +243,13 @@ def _write_images(items: Iterator[SourceItem], count: int, transform_image: Call
         if image is None:  # Too small for center-crop-wide, as in the official tool.
             skipped += 1
             continue
+        if mode is not None and image.mode != mode:
+            image = image.convert(mode)
         if first is None:
             first = (name, *image.size, image.mode)
             _check_output(name, *image.size)
         elif (*image.size, image.mode) != first[1:]:
-            raise DatasetError(f"{name} becomes {image.size[0]}x{image.size[1]} {image.mode} but {first[0]} became "
-                               f"{first[1]}x{first[2]} {first[3]}; add --resolution {first[1]} to give all images "
-                               "one size (grayscale and colour sources cannot be mixed)")
+            raise DatasetError(_mismatch(name, image, first))
         idx = len(rows)
         archive_name = f"{idx // 1000:05d}/img{idx:08d}.png"
         png = io.BytesIO()
@@ -224,6 +257,18 @@ def _write_images(items: Iterator[SourceItem], count: int, transform_image: Call
         writer.write(archive_name, png.getvalue())
         rows.append([archive_name, label])
     return rows, skipped
+
+
+def _mismatch(name: str, image: PIL.Image.Image, first: tuple[str, int, int, str]) -> str:
+    """What differs between an output image and the first one, and the flags that make them alike."""
+    first_name, w, h, mode = first
+    fixes = []
+    if image.size != (w, h):
+        fixes.append(f"--resolution {w} to give all images one size")
+    if image.mode != mode:
+        fixes.append("--channels rgb to make all images colour (or --channels l: greyscale)")
+    return (f"{name} becomes {image.size[0]}x{image.size[1]} {image.mode} but {first_name} became {w}x{h} {mode}; "
+            f"add {' and '.join(fixes)}")
 
 
 def _check_output(name: str, w: int, h: int) -> None:
@@ -245,6 +290,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="resampling filter (default lanczos; the paper's FFHQ 256 used box)")
     parser.add_argument("--max-images", type=int, help="read only the first N source images")
     parser.add_argument("--height", type=int, help="center-crop-wide: image band height (default 3/4 of N)")
+    parser.add_argument("--channels", choices=sorted(CHANNELS), help="convert every image to colour (rgb) or "
+                        "greyscale (l); default: keep (the images must then agree)")
     return parser.parse_args(argv)
 
 
@@ -254,7 +301,8 @@ def main(argv: list[str] | None = None) -> None:
     with warnings.catch_warnings():
         warnings.showwarning = _print_warning  # Restored on exit.
         convert_dataset(args.source, args.dest, resolution=args.resolution, transform=args.transform,
-                        resize_filter=args.resize_filter, max_images=args.max_images, height=args.height)
+                        resize_filter=args.resize_filter, max_images=args.max_images, height=args.height,
+                        channels=args.channels)
 
 
 def _print_warning(message: Warning | str, *_args: Any, **_kwargs: Any) -> None:

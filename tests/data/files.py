@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import struct
 import zipfile
+import zlib
 from pathlib import Path
 
 import lmdb
@@ -76,3 +78,13 @@ def striped_images(n: int) -> list[np.ndarray]:
         img[:, 8:32, 0] //= 4
         imgs.append(img)
     return imgs
+
+
+def decompression_bomb(size: int = 30000) -> bytes:
+    """A PNG of a few hundred bytes announcing size x size greyscale pixels (900M at 30000), far over PIL's limit."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", size, size, 8, 0, 0, 0, 0)  # 8-bit greyscale
+    rows = zlib.compress(b"\0" * (size + 1) * 16)  # the first 16 rows only
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")

@@ -154,6 +154,15 @@ def test_mismatching_shapes_error(tmp_path):
     with pytest.raises(DatasetError) as err:
         ImageFolderDataset(str(root))
     assert_one_line(err, "differ in shape", "b.png", "--resolution 8")
+    assert "--channels" not in str(err.value)
+
+
+def test_mixed_greyscale_and_colour_error_points_to_channels(tmp_path):
+    root = write_folder(tmp_path / "mix", {"a.png": random_images(1)[0], "b.png": random_images(1, c=1)[0]})
+    with pytest.raises(DatasetError) as err:
+        ImageFolderDataset(str(root))
+    assert_one_line(err, "differ in shape", "[3, 8, 8]", "[1, 8, 8]", "--channels rgb")
+    assert "--resolution" not in str(err.value)  # the images have one size already
 
 
 def test_resolution_mismatch_error(tmp_path):

@@ -11,7 +11,7 @@ import pytest
 
 from stylefuse.data import CorruptImageWarning, ImageFolderDataset, LmdbDataset, ToyDataset, tool
 from stylefuse.errors import ConfigError, DatasetError
-from tests.data.files import random_images, striped_images, write_folder, write_lmdb
+from tests.data.files import decompression_bomb, random_images, striped_images, write_folder, write_lmdb
 from tests.helpers import assert_one_line
 
 
@@ -87,3 +87,46 @@ def test_tool_cli_warns_and_prints_one_line_error(tmp_path, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: dataset not found") and "\n" not in err
+
+
+def test_tool_mixed_greyscale_and_colour_needs_channels(tmp_path):
+    colour, grey = random_images(1, c=3)[0], random_images(1, c=1, seed=1)[0]
+    src = write_folder(tmp_path / "mixed", {"a.png": colour, "b.png": grey})
+    with pytest.raises(DatasetError) as err:  # --resolution was given: the advice is about the channels only
+        tool.convert_dataset(str(src), str(tmp_path / "x.zip"), resolution=8)
+    assert_one_line(err, "b.png becomes 8x8 L", "a.png became 8x8 RGB", "add --channels rgb")
+    assert "--resolution" not in str(err.value)
+    assert tool.convert_dataset(str(src), str(tmp_path / "rgb.zip"), resolution=8, channels="rgb") == 2
+    ds = ImageFolderDataset(str(tmp_path / "rgb.zip"))
+    assert ds.num_channels == 3 and np.array_equal(ds[0][0], colour.transpose(2, 0, 1))
+    assert np.array_equal(ds[1][0], np.stack([grey] * 3))  # greyscale promoted: three equal channels
+    assert tool.convert_dataset(str(src), str(tmp_path / "l.zip"), channels="l") == 2
+    ds = ImageFolderDataset(str(tmp_path / "l.zip"))
+    assert ds.num_channels == 1 and np.array_equal(ds[0][0][0], np.asarray(PIL.Image.fromarray(colour).convert("L")))
+
+
+def test_tool_destinations(tmp_path):
+    src = write_folder(tmp_path / "src", {"a.png": random_images(1)[0]})
+    assert tool.convert_dataset(str(src), str(tmp_path / "new" / "folder" / "a.zip")) == 1  # missing folders made
+    (tmp_path / "file").write_text("in the way")
+    for dest in [tmp_path / "file" / "a.zip", tmp_path / "file" / "out"]:
+        with pytest.raises(ConfigError) as err:
+            tool.convert_dataset(str(src), str(dest))
+        assert_one_line(err, f"cannot write --dest {dest} (a file is in the way", "choose a path")
+    # A failed conversion leaves an older zip at --dest as it was, and no partial file.
+    old = tmp_path / "old.zip"
+    old.write_bytes(b"an older dataset")
+    wide = write_folder(tmp_path / "wide", {"a.png": random_images(1, h=8, w=16)[0]})
+    with pytest.raises(DatasetError, match="not square"):
+        tool.convert_dataset(str(wide), str(old))
+    assert old.read_bytes() == b"an older dataset" and sorted(p.name for p in tmp_path.glob("old*")) == ["old.zip"]
+
+
+def test_tool_skips_decompression_bombs(tmp_path, capsys):
+    src = write_folder(tmp_path / "src", {"a.png": random_images(1)[0]})
+    (src / "bomb.png").write_bytes(decompression_bomb())
+    tool.main(["--source", str(src), "--dest", str(tmp_path / "out.zip")])
+    warnings_printed = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert len(warnings_printed) == 1 and f"{src}/bomb.png" in warnings_printed[0]
+    assert "decompression bomb" in warnings_printed[0]
+    assert len(ImageFolderDataset(str(tmp_path / "out.zip"))) == 1
