@@ -228,15 +228,11 @@ def instantiation_error_line(err: InstantiationException) -> str:
 
 
 @contextmanager
-def hydra_errors_raised() -> Iterator[bool]:
-    """Hydra raises its errors instead of printing them over several lines (yields False when the user asked for
-    Hydra's full tracebacks with HYDRA_FULL_ERROR=1: then they are left as they are)."""
-    if os.environ.get("HYDRA_FULL_ERROR") == "1":
-        yield False
-        return
+def hydra_errors_raised() -> Iterator[None]:
+    """Hydra raises its errors (as it does with HYDRA_FULL_ERROR=1) instead of printing them over several lines."""
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
-        yield True
+        yield
     finally:
         os.environ.pop("HYDRA_FULL_ERROR", None)
 
@@ -263,12 +259,13 @@ def hydra_job(config_name: str, run: Callable[[DictConfig], Any]) -> Callable[[]
 
     def main() -> Any:
         register_resolvers()
-        full_errors = os.environ.get("HYDRA_FULL_ERROR") == "1"
-        started = []
+        full_errors = os.environ.get("HYDRA_FULL_ERROR") == "1"  # the user asked for Hydra's full tracebacks
+        started = False
 
         @user_errors
         def task(cfg: DictConfig) -> Any:
-            started.append(True)
+            nonlocal started
+            started = True
             try:
                 return checked_run(cfg, full_errors)
             except StylefuseError:
@@ -276,9 +273,9 @@ def hydra_job(config_name: str, run: Callable[[DictConfig], Any]) -> Callable[[]
                 raise
 
         hydra_main = hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)(task)
-        with hydra_errors_raised() as raised:
-            if not raised:
-                return hydra_main()
+        if full_errors:
+            return hydra_main()
+        with hydra_errors_raised():
             try:
                 return hydra_main()
             except CompactHydraException as err:
@@ -287,7 +284,8 @@ def hydra_job(config_name: str, run: Callable[[DictConfig], Any]) -> Callable[[]
             except OSError as err:
                 if started:
                     raise
-                exit_with_error(f"cannot create the run folder {err.filename} ({err.strerror}); run from a folder "
-                                f"you can write to, or choose one with hydra.run.dir=... (hydra.sweep.dir=... with -m)")
+                exit_with_error(f"cannot create the run folder {err.filename or ''} ({err.strerror or err}); run "
+                                f"from a folder you can write to, or choose one with hydra.run.dir=... "
+                                f"(hydra.sweep.dir=... with -m)")
 
     return main

@@ -25,6 +25,8 @@ from stylefuse.fusion.ranges import preset_ranges
 from stylefuse.fusion.sweep import SWEEPS
 from stylefuse.latents import parse_seeds
 from stylefuse.nn.synthesis import NOISE_MODES
+from stylefuse.utils.images import RESIZE_FILTERS
+from stylefuse.utils.shapes import is_power_of_two
 
 
 @dataclass(frozen=True)
@@ -103,11 +105,11 @@ def is_gpu_selection(value: Any) -> bool:
     if is_whole(value):
         return value >= 1 or value == -1
     if isinstance(value, str):
-        return value == "auto" or all(part.strip().isdigit() for part in value.split(","))
+        return value in ("auto", "-1") or all(part.strip().isdigit() for part in value.split(","))
     return is_list(value) and len(value) > 0 and all(is_whole(idx) and idx >= 0 for idx in value)
 
 
-TEXT = Kind("a text", lambda v: isinstance(v, str) and v != "")
+TEXT = Kind("a non-empty text", lambda v: isinstance(v, str) and v != "")
 PATH = Kind("a path", TEXT.accepts)
 BOOL = Kind("true or false", lambda v: isinstance(v, bool))
 POSITIVE = number("a positive number", lambda v: v > 0)
@@ -125,7 +127,7 @@ NETWORK = Kind("a network pickle (.pkl), a stylefuse snapshot or checkpoint (.ck
                "such as ffhq", TEXT.accepts)
 TRUNCATION = number("a number (the truncation psi; 1 = none)")
 CLASS = optional(whole("a class index >= 0", lambda v: v >= 0))
-RESOLUTION = optional(whole("a power-of-two size >= 4 such as 256", lambda v: v >= 4 and v & (v - 1) == 0))
+RESOLUTION = optional(whole("a power-of-two size >= 4 such as 256", lambda v: v >= 4 and is_power_of_two(v)))
 FUSION_INPUT = Kind("an image file, a projected_w.npz or seed:<number>", TEXT.accepts)
 LAYER_RANGES = Kind("a preset name (ranges=paper), one pair of layers [start, end] or a list of pairs "
                     "[[0,6],[8,14]]", lambda v: isinstance(v, str) or is_layer_range(v) or (is_list(v) and all(
@@ -171,7 +173,7 @@ DATASET = {
     "dataset.pin_memory": BOOL,
     "dataset.num_images": COUNT,
     "dataset.max_images": optional(COUNT),
-    "dataset.resize_filter": one_of(("box", "lanczos")),
+    "dataset.resize_filter": one_of(sorted(RESIZE_FILTERS)),
     "dataset.download_hint": TEXT,
 }
 
@@ -217,7 +219,7 @@ TRAINING = {
     "resume": optional(NETWORK),
     "cudnn_benchmark": BOOL,
     "allow_tf32": BOOL,
-    "optim.betas": pair_of(number("", lambda v: 0 <= v < 1), "[beta1, beta2], two numbers in [0, 1)"),
+    "optim.betas": pair_of(number("a number in [0, 1)", lambda v: 0 <= v < 1), "[beta1, beta2], two numbers in [0, 1)"),
     "optim.eps": POSITIVE,
     **DATASET,
     **MODEL,
@@ -259,15 +261,15 @@ def devices_available(cfg: DictConfig) -> None:
             raise ConfigError(f"trainer.devices={shown(devices)} selects GPUs, but this run trains on the CPU; give "
                               f"a number of processes such as trainer.devices=1")
         return
-    if accelerator not in ("gpu", "cuda"):
+    if accelerator not in ("gpu", "cuda", "auto"):
         return  # the others (mps, tpu, ...) are Lightning's to check
     if found == 0:
         raise ConfigError(f"trainer.accelerator={accelerator} needs a CUDA GPU, and torch finds none "
                           f"(torch.cuda.is_available() is False); train on the CPU with trainer=cpu")
     if is_whole(devices):
-        wanted = max(devices, 1)
+        wanted = max(devices, 1)  # (-1: all of them)
     elif isinstance(devices, str):
-        wanted = 1 if devices == "auto" else max(int(idx) for idx in devices.split(",")) + 1
+        wanted = 1 if devices in ("auto", "-1") else max(int(idx) for idx in devices.split(",")) + 1
     else:
         wanted = max(devices) + 1
     if wanted > found:
