@@ -54,7 +54,7 @@ def run(cfg: DictConfig) -> list[str]:
     """The job behind `python -m stylefuse.generate`; returns the paths of the images it wrote."""
     out_dir = str(cfg.paths.output_dir)
     device = resolve_device(cfg.device)
-    G = load_generator(cfg.network, device)
+    G = load_generator(cfg.network, device, cache_dir=cfg.paths.cache_dir)
     written = []
     if cfg.projected_w is not None:
         if cfg.seeds is not None:

@@ -80,7 +80,7 @@ def run(cfg: DictConfig) -> np.ndarray:
     out_dir = str(cfg.paths.output_dir)
     rows, cols = parse_seeds(cfg.rows, "rows"), parse_seeds(cfg.cols, "cols")
     styles = parse_seeds(cfg.styles, "styles")
-    G = load_generator(cfg.network, resolve_device(cfg.device))
+    G = load_generator(cfg.network, resolve_device(cfg.device), cache_dir=cfg.paths.cache_dir)
     images = style_mix(G, rows, cols, styles, cfg.trunc, cfg.noise_mode, cfg.class_idx)
     for (row, col), img in images.items():
         save_image(img, os.path.join(out_dir, f"{row}-{col}.png"))

@@ -58,7 +58,7 @@ def run(cfg: DictConfig) -> np.ndarray:
     figure, a uint8 HWC canvas.
     """
     out_dir = str(cfg.paths.output_dir)
-    G = load_generator(cfg.network, resolve_device(cfg.device))
+    G = load_generator(cfg.network, resolve_device(cfg.device), cache_dir=cfg.paths.cache_dir)
     ranges = cfg.ranges if isinstance(cfg.ranges, str) else OmegaConf.to_object(cfg.ranges)
     ranges = resolve_ranges(ranges, OmegaConf.to_object(cfg.fusion), G.num_ws)
 

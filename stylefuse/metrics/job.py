@@ -33,7 +33,7 @@ def run(cfg: DictConfig) -> list[dict[str, Any]]:
     metrics = list(cfg.metrics)
     check_metrics(metrics)
     device = resolve_device(cfg.device)
-    network = load_network_pkl(cfg.network)
+    network = load_network_pkl(cfg.network, cache_dir=cfg.paths.cache_dir)
     G = network["G_ema"]
     dataset_kwargs, dataset = real_data(cfg, network.get("training_set_kwargs"))
     opts = MetricOptions(G=G, dataset_kwargs=dataset_kwargs, dataset=dataset, device=device,

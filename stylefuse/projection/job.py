@@ -41,7 +41,7 @@ def run(cfg: DictConfig) -> float:
         video = False
 
     log.info(f"Loading network {cfg.network}")
-    G = load_generator(cfg.network, device)
+    G = load_generator(cfg.network, device, cache_dir=cfg.paths.cache_dir)
     targets = load_targets(paths, G)
     projector = build_projector(G, cfg.projector, device)
     out_dir = Path(cfg.paths.output_dir)

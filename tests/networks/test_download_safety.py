@@ -5,11 +5,13 @@ file:// URLs and paths are read in place; cache-folder problems are one line."""
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -196,3 +198,35 @@ def test_unwritable_cache_folder_is_one_line(tmp_path, server):
             load_network_pkl(server.url("/snapshot.pt"), cache_dir=cache)
     finally:
         (cache / "networks").chmod(0o700)
+
+
+@pytest.mark.parametrize("job, module, args", [
+    ("generate", "stylefuse.generate", ["seeds=[0]"]),
+    ("style_mixing", "stylefuse.style_mixing", ["rows=[0]", "cols=[1]"]),
+    ("project", "stylefuse.projection.job", ["target={png}"]),
+    ("fuse", "stylefuse.fusion.job", ["image1=seed:0", "image2=seed:1"]),
+    ("metrics", "stylefuse.metrics.job", ["metrics=[fid50k_full]"]),
+])
+def test_every_job_downloads_into_paths_cache_dir(tmp_path, server, monkeypatch, job, module, args):
+    """`paths.cache_dir` (and so $STYLEFUSE_CACHE_DIR) is where each job's network download goes."""
+    from stylefuse import networks
+    from tests.helpers import compose_cfg, save_png
+
+    seen = []
+
+    def resolve(path_or_url, cache_dir=None):
+        seen.append(cache_dir)
+        raise _Reached()
+
+    monkeypatch.setattr(networks, "resolve_network_path", resolve)
+    cache, png = tmp_path / "cache", save_png(tmp_path / "target.png", np.zeros((3, 8, 8), np.uint8))
+    args = [arg.format(png=png) for arg in args]
+    cfg = compose_cfg(job, [f"network={server.url('/snapshot.pt')}", f"paths.cache_dir={cache}",
+                            f"paths.output_dir={tmp_path / 'out'}", "device=cpu", *args])
+    with pytest.raises(_Reached):
+        importlib.import_module(module).run(cfg)
+    assert seen == [str(cache)]
+
+
+class _Reached(Exception):
+    """Raised where the job resolves its network: the job got that far with the cache folder it was given."""
