@@ -240,6 +240,19 @@ def hydra_errors_raised() -> Iterator[None]:
 # ----------------------------------------------------------------------------
 
 
+def make_output_folder(cfg: DictConfig) -> None:
+    """Creates `paths.output_dir` (Hydra's run folder unless overridden) before any work, so that a folder that cannot
+    be made is one line at start-up, not a traceback after the work."""
+    output_dir = OmegaConf.select(cfg, "paths.output_dir")
+    if output_dir is None:
+        return
+    try:
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"cannot create the output folder {output_dir} ({err.strerror or err}); choose a folder "
+                          f"you can write to with paths.output_dir=...") from None
+
+
 def hydra_job(config_name: str, run: Callable[[DictConfig], Any]) -> Callable[[], Any]:
     """The command-line main of a job: composes `conf/<config_name>.yaml` with the command line, checks it and calls
     `run`."""
@@ -248,6 +261,7 @@ def hydra_job(config_name: str, run: Callable[[DictConfig], Any]) -> Callable[[]
         from stylefuse.config_checks import check_config  # imports the library; the data tool only needs the above
 
         check_config(config_name, cfg)
+        make_output_folder(cfg)
         try:
             return run(cfg)
         except MissingMandatoryValue as err:  # a `???` knob without a start-up check

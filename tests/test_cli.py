@@ -11,8 +11,9 @@ import pytest
 from hydra.errors import CompactHydraException, InstantiationException
 from hydra.utils import instantiate
 
-from stylefuse.cli import RunFolders, hydra_error_line, instantiation_error_line, remove_folder
-from tests.helpers import compose_cfg
+from stylefuse.cli import RunFolders, hydra_error_line, instantiation_error_line, make_output_folder, remove_folder
+from stylefuse.errors import ConfigError
+from tests.helpers import assert_one_line, compose_cfg
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -111,3 +112,14 @@ def test_run_folder_that_cannot_be_made_is_one_line(tmp_path):
     assert_one_error_line(done, f"cannot create the run folder {tmp_path}/file/run (Not a directory); run from a "
                                 "folder you can write to, or choose one with hydra.run.dir=... (hydra.sweep.dir=... "
                                 "with -m)")
+
+
+def test_output_folder_that_cannot_be_made_is_one_line(tmp_path):
+    (tmp_path / "file").write_text("in the way")
+    cfg = compose_cfg("generate", ["network=net.pkl", "seeds=1", f"paths.output_dir={tmp_path}/file/out"])
+    with pytest.raises(ConfigError) as err:
+        make_output_folder(cfg)
+    assert_one_line(err, f"cannot create the output folder {tmp_path}/file/out (Not a directory); choose a folder "
+                         "you can write to with paths.output_dir=...")
+    make_output_folder(compose_cfg("generate", ["network=net.pkl", "seeds=1", f"paths.output_dir={tmp_path}/a/b"]))
+    assert (tmp_path / "a" / "b").is_dir()
