@@ -21,6 +21,8 @@ from omegaconf.errors import OmegaConfBaseException
 
 from stylefuse.augment.ada import MODES as AUGMENT_MODES
 from stylefuse.errors import ConfigError
+from stylefuse.export import FORMATS as EXPORT_FORMATS
+from stylefuse.export import PARTS as EXPORT_PARTS
 from stylefuse.fusion.ranges import preset_ranges
 from stylefuse.fusion.sweep import SWEEPS
 from stylefuse.latents import parse_seeds
@@ -318,6 +320,10 @@ JOBS = {
         "num_workers": ZERO_OR_MORE, "verbose": BOOL,
         # Left unset, the data comes from the network file's training_set_kwargs.
         **DATASET, "dataset.path": may_stay_unset(DATASET["dataset.path"])}, (known_metrics,)),
+    "export": JobChecks({
+        "network": NETWORK, "format": one_of(list(EXPORT_FORMATS)), "part": one_of(EXPORT_PARTS),
+        "truncation_psi": TRUNCATION, "truncation_cutoff": optional(whole("a number of layers", lambda v: v >= 0)),
+        "out": optional(PATH), "check_batch": whole("a number of images (0 = no check)", lambda v: v >= 0)}),
 }
 
 

@@ -162,22 +162,11 @@ def _default_name(network: str, part: str, fmt: str) -> str:
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     """The job behind `python -m stylefuse.export`; returns the exported file and the check's largest difference."""
-    if cfg.format not in FORMATS:
-        raise ConfigError(f"format must be one of {', '.join(FORMATS)}, got {cfg.format!r}")
-    if cfg.part not in PARTS:
-        raise ConfigError(f"part must be one of {', '.join(PARTS)}, got {cfg.part!r}")
-    if isinstance(cfg.truncation_psi, bool) or not isinstance(cfg.truncation_psi, (int, float)):
-        raise ConfigError(f"truncation_psi must be a number (1 = no truncation), got {cfg.truncation_psi!r}")
-    cutoff = cfg.truncation_cutoff
-    if cutoff is not None and (isinstance(cutoff, bool) or not isinstance(cutoff, int) or cutoff < 0):
-        raise ConfigError(f"truncation_cutoff must be null or a number of layers, got {cutoff!r}")
-    if not isinstance(cfg.check_batch, int) or cfg.check_batch < 0:
-        raise ConfigError(f"check_batch must be a number of images (0 = no check), got {cfg.check_batch!r}")
     G = load_generator(cfg.network, "cpu", cache_dir=cfg.paths.cache_dir)
     path = Path(cfg.out) if cfg.out else Path(cfg.paths.output_dir) / _default_name(str(cfg.network), cfg.part,
                                                                                      cfg.format)
     try:
-        export_generator(G, path, cfg.format, cfg.part, float(cfg.truncation_psi), cutoff)
+        export_generator(G, path, cfg.format, cfg.part, float(cfg.truncation_psi), cfg.truncation_cutoff)
     except StylefuseError:
         raise
     except OSError as err:
@@ -187,7 +176,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     diff = None
     if cfg.check_batch:
         try:
-            diff = check_export(G, path, cfg.format, cfg.part, float(cfg.truncation_psi), cutoff, cfg.check_batch)
+            diff = check_export(G, path, cfg.format, cfg.part, float(cfg.truncation_psi), cfg.truncation_cutoff,
+                                cfg.check_batch)
         except ConfigError as err:  # no onnxruntime: the export stands, unchecked
             log.warning("Not checked: %s", err)
         else:

@@ -152,6 +152,7 @@ GOOD = {
     "generate": [NET, "seeds=0-7", "trunc=0.7", "class_idx=3"],
     "style_mixing": [NET, "rows=[85,100]", "cols='1,2'"],
     "metrics": [NET],  # dataset.path left unset: the network file's training data
+    "export": [NET, "format=torchscript", "part=synthesis", "truncation_cutoff=8", "out=g.pt"],
 }
 
 
