@@ -27,6 +27,7 @@ from stylefuse.fusion.ranges import preset_ranges
 from stylefuse.fusion.sweep import SWEEPS
 from stylefuse.latents import parse_seeds
 from stylefuse.nn.synthesis import NOISE_MODES
+from stylefuse.training.compile import SETTINGS as COMPILE_SETTINGS
 from stylefuse.utils.images import RESIZE_FILTERS
 from stylefuse.utils.shapes import is_power_of_two
 
@@ -206,6 +207,8 @@ MODEL = {
     "model.freeze_d": ZERO_OR_MORE,
     "model.style_mixing_prob": FRACTION,
     "model.pl_weight": NON_NEGATIVE,
+    "model.compile": Kind("auto, true or false", lambda v: any(v is setting or v == setting and isinstance(v, str)
+                                                                for setting in COMPILE_SETTINGS)),
 }
 
 TRAINING = {
@@ -221,6 +224,7 @@ TRAINING = {
     "resume": optional(NETWORK),
     "cudnn_benchmark": BOOL,
     "allow_tf32": BOOL,
+    "num_threads": optional(COUNT),
     "optim.betas": pair_of(number("a number in [0, 1)", lambda v: 0 <= v < 1), "[beta1, beta2], two numbers in [0, 1)"),
     "optim.eps": POSITIVE,
     **DATASET,

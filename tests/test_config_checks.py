@@ -67,6 +67,8 @@ BAD = [
     ("train", ["metrics=[fid]"], "unknown metric fid; choose from fid50k_full, kid50k_full, pr50k3_full, ppl2_wend, "
                                  "is50k, fid50k, kid50k, pr50k3, ppl_zfull, ppl_wfull, ppl_zend, ppl_wend"),
     ("train", ["model.fp16_dtype=float8"], "model.fp16_dtype must be one of float16, bfloat16, got 'float8'"),
+    ("train", ["model.compile=yes"], "model.compile must be auto, true or false, got 'yes'"),
+    ("train", ["num_threads=0"], "num_threads must be null or a positive whole number, got 0"),
     ("train", ["loss.G_reg_interval=0"], "loss.G_reg_interval must be a positive whole number, got 0"),
     ("train", ["optim.betas=[0,1]"], "optim.betas must be [beta1, beta2], two numbers in [0, 1), got [0, 1]"),
     ("train", ["cudnn_benchmark=yes"], "cudnn_benchmark must be true or false, got 'yes'"),
