@@ -1,4 +1,4 @@
-"""`bench gpu-check`: the one command to run on a CUDA machine (about 5-8 minutes on one modern GPU).
+"""`bench gpu-check`: the one command to run on a CUDA machine (at most 8 minutes, `--budget`).
 
     python -m stylefuse.bench gpu-check [--official /path/to/stylegan2-ada-pytorch]
 
@@ -112,7 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--channel-max", type=int, default=512, help="channel_max (paper256: 512)")
     parser.add_argument("--map", type=int, default=8, help="mapping layers (paper256: 8)")
     parser.add_argument("--iters", type=int, default=16, help="timed iterations per run")
-    parser.add_argument("--timeout", type=float, default=150, help="seconds allowed for each timed run")
+    parser.add_argument("--timeout", type=float, default=120, help="seconds allowed for each timed run (twice that "
+                        "for the compiled one, which compiles first)")
+    parser.add_argument("--budget", type=float, default=480, help="seconds for the whole check: a run that would "
+                        "start with less than a minute left is skipped")
     parser.add_argument("--no-compile", action="store_true", help="skip the compiled smoke test and run")
     parser.add_argument("--official", default=os.environ.get("OFFICIAL", "/tmp/official"),
                         help="the official stylegan2-ada-pytorch checkout (default: $OFFICIAL or /tmp/official)")
@@ -130,6 +133,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"gpu-check on {name}, PyTorch {torch.__version__}, CUDA {torch.version.cuda}", flush=True)
     configure_backends(cudnn_benchmark=True, allow_tf32=False)
     failures = 0
+    deadline = time.perf_counter() + args.budget
+
+    def time_left(limit: float) -> float:
+        return min(limit, deadline - time.perf_counter())
 
     modes = [False] if args.no_compile else [False, True]
     smoke_stats = {}
@@ -151,14 +158,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"smoke compiled vs eager: largest relative difference of the losses {worst:.2e} "
               f"({'ok' if worst <= 0.01 else 'FAILED, more than 1%'})", flush=True)
 
+    # The compiled run last: it compiles first (minutes), so it gets twice the time and whatever budget is left.
+    runs = [("ours, float16 x4, eager", 4, False), ("ours, float32, eager", 0, False),
+            ("official CUDA kernels, float32", None, False)]
+    if not args.no_compile:
+        runs.append(("ours, float16 x4, compiled", 4, True))
     rows = []
-    for fp16_res, compiled in [(4, False), (4, True), (0, False)]:
-        if compiled and args.no_compile:
-            continue
-        label = f"ours, {'float16 x4' if fp16_res else 'float32'}, {'compiled' if compiled else 'eager'}"
-        # A compiled run compiles first (minutes): it gets twice the time.
-        rows.append((label, bench_line(args, fp16_res, compiled, args.timeout * (2 if compiled else 1))))
-    rows.append(("official CUDA kernels, float32", official_line(args, args.timeout)))
+    for label, fp16_res, compiled in runs:
+        timeout = time_left(args.timeout * (2 if compiled else 1))
+        if timeout < 60:
+            rows.append((label, {"skipped": f"--budget {args.budget:.0f} s spent"}))
+        elif fp16_res is None:
+            rows.append((label, official_line(args, timeout)))
+        else:
+            rows.append((label, bench_line(args, fp16_res, compiled, timeout)))
 
     print(f"\n{name}, {args.res}x{args.res}, batch {args.batch}, channel_base {args.channel_base}, channel_max "
           f"{args.channel_max}, map {args.map}, {args.iters} timed iterations")

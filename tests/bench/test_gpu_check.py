@@ -53,3 +53,14 @@ def test_without_cuda_it_says_how_to_try_the_script(capsys):
         bench_main(["gpu-check"])
     assert exit_info.value.code == 2
     assert "PyTorch sees no CUDA device here (run this on a GPU machine, or --device cpu" in capsys.readouterr().err
+
+
+def test_the_runs_fit_the_budget(capsys):
+    status = gpu_check.main(["--device", "cpu", "--smoke-res", "8", "--no-compile", "--budget", "0"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert status == 0 and lines[-1] == "gpu-check: all checks passed"
+    assert lines[1].startswith("smoke eager: Gmain Greg Dmain Dreg finite with float16 blocks and conv_clamp 256")
+    rows = [line for line in lines if line.startswith("| ours") or line.startswith("| official")]
+    assert [row.split(" | ")[0] for row in rows] == ["| ours, float16 x4, eager", "| ours, float32, eager",
+                                                    "| official CUDA kernels, float32"]
+    assert all("skipped: --budget 0 s spent" in row for row in rows)
