@@ -10,7 +10,8 @@ p = 0.2, style mixing 0.9, path length weight 2, R1 gamma 1, G_ema), and each it
 `due_phases` + `draw_phase_inputs` + `run_iteration` with its own optimizers, on random real images. The schedule
 mirrors the official step bench (`official_step_bench.py`): `warmup` untimed iterations with batch_idx 1, 2, ...
 (main phases only), then `iters` timed ones with batch_idx 0, 1, ... (Greg every 4, Dreg every 16). Trailing
-`key=value` words are Hydra overrides of the `train` config (e.g. `allow_tf32=true`). Last line:
+`key=value` words are Hydra overrides of the `train` config (e.g. `allow_tf32=true`, `model.compile=true`: the first
+warm-up iteration then compiles the main phases, and is reported apart). Last line:
 `sec/kimg=<float> peak_rss_mb=<int>` (plus `peak_cuda_mb=<int> tflops=<float>` on GPU).
 """
 
