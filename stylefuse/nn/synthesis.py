@@ -242,7 +242,19 @@ class SynthesisNetwork(torch.nn.Module):
             setattr(self, f"b{res}", block)
 
     def forward(self, ws: torch.Tensor, **block_kwargs) -> torch.Tensor:  # [N, num_ws, w_dim] -> [N, C, H, W]
+        return self.running_image(ws, self.img_resolution, **block_kwargs)
+
+    def running_image(self, ws: torch.Tensor, resolution: int, **block_kwargs) -> torch.Tensor:
+        """The image [N, C, resolution, resolution] after the blocks up to `resolution`, the later ones not run.
+
+        In a 'skip' network every block up-samples the running image and adds its ToRGB output, so the image at a
+        lower resolution is the coarse part of the final one, at a fraction of the cost (the projector's fast mode
+        optimizes through it). At img_resolution this is the network's output, for every architecture.
+        """
         assert_shape(ws, [None, self.num_ws, self.w_dim])
+        assert resolution in self.block_resolutions, f"no block at resolution {resolution}: {self.block_resolutions}"
+        assert resolution == self.img_resolution or self.b4.architecture == "skip", \
+            "only a 'skip' synthesis network has an image before its last block"
         ws = ws.to(torch.float32)
         # Each block's ToRGB shares its w with the next block's conv0.
         block_ws = []
@@ -254,6 +266,8 @@ class SynthesisNetwork(torch.nn.Module):
 
         x = img = None
         for res, cur_ws in zip(self.block_resolutions, block_ws):
+            if res > resolution:
+                break
             x, img = getattr(self, f"b{res}")(x, img, cur_ws, **block_kwargs)
         return img
 
