@@ -13,6 +13,9 @@ package instead (the same LPIPS-VGG distance; a TorchScript file from the intern
 `stylefuse.projection.lpips`. Its VGG trunk comes from torchvision's ImageNet weights, downloaded on first use; tests
 pass `lpips_vgg(pnet_rand=True)`, which downloads nothing.
 
+The fast mode (conf/projector/w_fast.yaml; knobs `stages`, `start`, `fused_modconv`, `precision`, `channels_last`,
+all off by default) optimizes the same latents through cheaper steps: see stylefuse/projection/fast.py.
+
 Outputs follow the official tool: proj.png (and each video frame) is `G.synthesis(w, noise_mode='const')` of the
 caller's G, i.e. with the network's own noise buffers, which is also what `generate.py --projected-w` renders; the
 optimized noise maps are saved beside it in noise.npz.
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -32,10 +36,12 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from stylefuse.errors import ConfigError
+from stylefuse.projection.fast import check_truncation, downsample, nearest_start, step_resolutions, use_precision
 from stylefuse.projection.lpips import LpipsDistance, lpips_vgg
 from stylefuse.utils.shapes import assert_shape
 
 SPACES = ("w", "w+")
+STARTS = ("w_avg", "nearest")
 
 
 def learning_rate(t: float, initial_learning_rate: float, rampdown_length: float, rampup_length: float) -> float:
@@ -111,13 +117,25 @@ class Projector:
         lr_rampdown_length: float = 0.25,      # Cosine ramp-down of the learning rate over this last fraction.
         lr_rampup_length: float = 0.05,        # Linear warm-up of the learning rate over this first fraction.
         noise_ramp_length: float = 0.75,       # The latent noise reaches 0 at this fraction of the steps.
+        optimize_noise: bool = True,           # Optimize the noise maps too (official), or keep G's own maps.
         regularize_noise_weight: float = 1e5,  # Weight of the noise autocorrelation penalty.
         mse_weight: float = 0.0,               # Weight of a pixel MSE term (images in [-1, 1]), 0 = official.
         seed: int = 303,                       # Seed of every image's random stream (noise maps, latent noise).
+        # The fast mode (stylefuse/projection/fast.py); the defaults are the official projector.
+        stages: Sequence[Sequence[float]] | None = None,  # [[resolution, share of the steps], ...], None = full.
+        start: str = "w_avg",                  # 'w_avg' (official) or 'nearest': mean of the nearest sampled w's.
+        start_candidates: int = 64,            # Sampled w's the nearest start chooses from.
+        start_nearest: int = 4,                # How many of the nearest it averages.
+        start_resolution: int = 32,            # Resolution (truncated synthesis) at which it compares them.
+        fused_modconv: bool | None = None,     # None = the network's default (grouped conv in eval mode).
+        precision: str = "float32",            # 'bfloat16': synthesis blocks and LPIPS compute in bfloat16.
+        channels_last: bool | None = None,     # Float32 blocks channels-last; None keeps the network's layout.
         device: str | torch.device = "cpu",
     ):
         if space not in SPACES:
             raise ConfigError(f"projector.space must be one of {SPACES}, got {space!r}")
+        if start not in STARTS:
+            raise ConfigError(f"projector.start must be one of {STARTS}, got {start!r}")
         if G.c_dim != 0:
             raise ConfigError(f"projection needs an unconditional network, this one has c_dim={G.c_dim}")
         self.space = space
@@ -127,12 +145,23 @@ class Projector:
         self.lr_rampdown_length = lr_rampdown_length
         self.lr_rampup_length = lr_rampup_length
         self.noise_ramp_length = noise_ramp_length
+        self.optimize_noise = optimize_noise
         self.regularize_noise_weight = regularize_noise_weight
         self.mse_weight = mse_weight
         self.seed = seed
+        self.stages = stages
+        self.start = start
+        self.start_candidates = start_candidates
+        self.start_nearest = start_nearest
+        self.start_resolution = start_resolution
+        self.fused_modconv = fused_modconv
+        self.precision = precision
         self.device = torch.device(device)
 
         self.G = copy.deepcopy(G).eval().requires_grad_(False).to(self.device)
+        check_truncation(self.G, step_resolutions(stages, num_steps, G.img_resolution))
+        if precision != "float32" or channels_last is not None:
+            use_precision(self.G, precision, bool(channels_last))
         self.w_avg, self.w_std = compute_w_stats(self.G, w_avg_samples, self.device)  # [1, 1, w_dim], scalar
         self.noise_shapes = {name: buf.shape for name, buf in self.G.synthesis.named_buffers() if "noise_const" in name}
         self.distance = LpipsDistance(lpips_model if lpips_model is not None else lpips_vgg()).to(self.device)
@@ -143,15 +172,22 @@ class Projector:
         N = target.shape[0]
         assert_shape(target, [None, G.img_channels, G.img_resolution, G.img_resolution])
         target = target.to(self.device, torch.float32)
+        resolutions = self.step_resolutions()
         with torch.no_grad():
-            target_features = self.distance.features(target)
+            target_features = {res: self.distance.features(downsample(target, min(res, 256)) if res < G.img_resolution
+                                                           else target) for res in set(resolutions)}
+        L = 1 if self.space == "w" else G.num_ws
+        if self.start == "nearest":  # before the noise maps replace G's own, which the candidates are drawn with
+            w_start = nearest_start(G, self.distance, target, self.start_candidates, self.start_nearest,
+                                    self.start_resolution).repeat(1, L, 1)
+        else:
+            w_start = self.w_avg.repeat(N, L, 1)
 
         # One random stream per image, consumed as the official code consumes the global one: noise maps first,
         # then one latent-noise draw per step.
         generators = [torch.Generator(self.device).manual_seed(self.seed) for _ in range(N)]
-        noise_bufs = self._install_noise(generators)  # [N, 1, H, W] each
-        L = 1 if self.space == "w" else G.num_ws
-        w_opt = self.w_avg.repeat(N, L, 1).requires_grad_(True)  # [N, L, w_dim]
+        noise_bufs = self._install_noise(generators) if self.optimize_noise else []  # [N, 1, H, W] each
+        w_opt = w_start.requires_grad_(True)  # [N, L, w_dim]
         w_steps = torch.zeros([self.num_steps, N, L, G.w_dim], device=self.device) if record_steps else None
         optimizer = torch.optim.Adam([w_opt, *noise_bufs], betas=(0.9, 0.999), lr=self.initial_learning_rate)
 
@@ -165,12 +201,15 @@ class Projector:
             noise_scale = latent_noise_scale(t, self.w_std, self.initial_noise_factor, self.noise_ramp_length)
             w_noise = torch.cat([torch.randn([1, L, G.w_dim], generator=g, device=self.device) for g in generators])
             ws = (w_opt + w_noise * noise_scale).repeat([1, G.num_ws // L, 1])  # [N, num_ws, w_dim]
-            synth = (G.synthesis(ws, noise_mode="const") + 1) * (255 / 2)
+            res = resolutions[step]
+            synth = (self._synthesize(ws, res) + 1) * (255 / 2)
 
-            dist = self.distance.distance(target_features, self.distance.features(synth))  # [N]
-            loss = dist + noise_regularization(noise_bufs) * self.regularize_noise_weight
+            dist = self.distance.distance(target_features[res], self._features(synth))  # [N]
+            loss = dist
+            if noise_bufs:
+                loss = loss + noise_regularization(noise_bufs) * self.regularize_noise_weight
             if self.mse_weight != 0:
-                loss = loss + ((synth - target) / 127.5).square().mean(dim=[1, 2, 3]) * self.mse_weight
+                loss = loss + ((synth - downsample(target, res)) / 127.5).square().mean(dim=[1, 2, 3]) * self.mse_weight
             optimizer.zero_grad(set_to_none=True)
             loss.sum().backward()  # A sum keeps every image's gradients its own.
             optimizer.step()
@@ -183,9 +222,43 @@ class Projector:
 
         return Projection(
             ws=w_opt.detach().repeat([1, G.num_ws // L, 1]),
-            noise={f"synthesis.{name}": buf.detach()[:, 0] for name, buf in zip(self.noise_shapes, noise_bufs)},
+            noise={f"synthesis.{name}": maps for name, maps in zip(self.noise_shapes, self._noise_maps(noise_bufs, N))},
             w_steps=w_steps.repeat([1, 1, G.num_ws // L, 1]) if w_steps is not None else None,
         )
+
+    def step_resolutions(self) -> list[int]:
+        """The resolution the loss sees at every step (all G.img_resolution in the official mode)."""
+        return step_resolutions(self.stages, self.num_steps, self.G.img_resolution)
+
+    def estimate_seconds(self, num_images: int) -> float:
+        """Expected seconds to project `num_images` targets in one batch, from one forward and backward pass timed
+        at each resolution of the schedule (on w_avg) times its number of steps."""
+        resolutions = self.step_resolutions()
+        ws = self.w_avg.repeat(num_images, self.G.num_ws, 1).requires_grad_(True)
+        seconds = 0.0
+        for res in sorted(set(resolutions)):
+            start = time.perf_counter()
+            synth = (self._synthesize(ws, res) + 1) * (255 / 2)
+            self._features(synth).square().sum().backward()
+            seconds += (time.perf_counter() - start) * resolutions.count(res)
+        return seconds
+
+    def _synthesize(self, ws: torch.Tensor, resolution: int) -> torch.Tensor:
+        """ws [N, num_ws, w_dim] -> the running image [N, C, resolution, resolution] in [-1, 1], float32."""
+        img = self.G.synthesis.running_image(ws, resolution, noise_mode="const", fused_modconv=self.fused_modconv)
+        return img.to(torch.float32)
+
+    def _features(self, synth: torch.Tensor) -> torch.Tensor:
+        if self.precision == "float32":
+            return self.distance.features(synth)
+        with torch.autocast(self.device.type, dtype=getattr(torch, self.precision)):
+            return self.distance.features(synth).to(torch.float32)
+
+    def _noise_maps(self, noise_bufs: list[torch.Tensor], N: int) -> list[torch.Tensor]:
+        """The noise maps [N, H, W] the projection used: the optimized ones, or G's own (not optimized)."""
+        if noise_bufs:
+            return [buf.detach()[:, 0] for buf in noise_bufs]
+        return [self.G.synthesis.get_buffer(name).expand(N, *shape) for name, shape in self.noise_shapes.items()]
 
     def _install_noise(self, generators: list[torch.Generator]) -> list[torch.Tensor]:
         """Fresh randn noise maps [N, 1, H, W] as the private G's `noise_const` buffers, so one batched synthesis
