@@ -22,7 +22,7 @@ def normalize_2nd_moment(x: torch.Tensor, dim: int = 1, eps: float = 1e-8) -> to
 
 
 def set_block_options(net: torch.nn.Module, fp32_channels_last: bool | None = None,
-                      fp16_dtype: str | None = None) -> None:
+                      fp16_dtype: str | None = None, factored_demod: bool | None = None) -> None:
     """Run-time options of the synthesis and discriminator blocks of `net` (None keeps an option as it is).
 
     fp32_channels_last: float32 blocks run channels-last too (officially only the float16 blocks can, with
@@ -31,6 +31,10 @@ def set_block_options(net: torch.nn.Module, fp32_channels_last: bool | None = No
     fp16_dtype: what the `use_fp16` blocks compute in: 'float16' (official) or 'bfloat16' (float32's exponent
         range, so nothing to overflow; fast on Ampere+ GPUs). A name, not a torch.dtype: the blocks stay picklable
         as plain network snapshots.
+    factored_demod: the synthesis layers' demodulation coefficients from one matmul of the squared styles with the
+        weight's squared norms per (output, input) channel, instead of from the [N, O, I, kh, kw] modulated weight
+        (official). The same sum, in another order: equal up to rounding, and in the shared-weight (non-fused)
+        modulated convolution the [N, O, I, kh, kw] tensor is never built, forward or backward.
     """
     assert fp16_dtype in (None, "float16", "bfloat16"), f"unsupported fp16_dtype {fp16_dtype!r}"
     for module in net.modules():
@@ -38,6 +42,8 @@ def set_block_options(net: torch.nn.Module, fp32_channels_last: bool | None = No
             module.fp32_channels_last = fp32_channels_last
         if hasattr(module, "fp16_dtype") and fp16_dtype is not None:
             module.fp16_dtype = fp16_dtype
+        if hasattr(module, "factored_demod") and factored_demod is not None:
+            module.factored_demod = factored_demod
 
 
 def modulated_conv2d(
@@ -52,6 +58,7 @@ def modulated_conv2d(
     demodulate: bool = True,
     flip_weight: bool = True,           # False = true convolution (up-sampling layers), True = correlation.
     fused_modconv: bool = True,         # Grouped conv with per-sample weights, or scale x around a shared one.
+    factored_demod: bool = False,       # Demodulation coefficients by a matmul (see set_block_options).
 ) -> torch.Tensor:
     """StyleGAN2's modulated convolution: per-sample weights `weight * styles`, optionally demodulated to unit norm."""
     N = x.shape[0]
@@ -66,9 +73,12 @@ def modulated_conv2d(
 
     w = None
     dcoefs = None
-    if demodulate or fused_modconv:
+    if fused_modconv or (demodulate and not factored_demod):
         w = weight.unsqueeze(0) * styles.reshape(N, 1, I, 1, 1)  # [N, O, I, kh, kw]
-    if demodulate:
+    if demodulate and factored_demod:
+        # sum over i, k of (weight[o, i, k] * s[i])^2 = sum over i of s[i]^2 * |weight[o, i]|^2
+        dcoefs = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()  # [N, O]
+    elif demodulate:
         dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()  # [N, O]
 
     if not fused_modconv:

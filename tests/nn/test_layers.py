@@ -1,10 +1,12 @@
-"""Layers: the modulated convolution (fused and per-sample) and the block layout/precision options."""
+"""Layers: the modulated convolution (fused and per-sample, official and factored demodulation) and the block
+layout/precision options."""
 
 from __future__ import annotations
 
 import torch
 
 from stylefuse.nn import modulated_conv2d, set_block_options
+from stylefuse.nn.synthesis import SynthesisLayer
 
 
 def test_fused_and_nonfused_modulated_conv_agree(tiny_G):
@@ -38,3 +40,26 @@ def test_block_options_change_layout_and_precision_not_results(tiny_G, tiny_D):
         assert (G(z, None, noise_mode="const") - img).abs().max() < 0.05 * img.abs().max()
         torch.testing.assert_close(D(G(z, None, noise_mode="const", force_fp32=True), None), logits, atol=5e-3,
                                    rtol=1e-2)
+
+
+def test_factored_demodulation_is_the_same_sum(tiny_G):
+    torch.manual_seed(0)
+    x, weight, styles = torch.randn(3, 8, 16, 16), torch.randn(5, 8, 3, 3), torch.randn(3, 8)
+    for fused in (True, False):
+        a = modulated_conv2d(x, weight, styles, padding=1, fused_modconv=fused)
+        b = modulated_conv2d(x, weight, styles, padding=1, fused_modconv=fused, factored_demod=True)
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    # Gradients through the coefficients (the projector's styles) agree too.
+    styles.requires_grad_(True)
+    grads = [torch.autograd.grad(modulated_conv2d(x, weight, styles, padding=1, fused_modconv=False,
+                                                  factored_demod=factored).square().sum(), styles)[0]
+             for factored in (False, True)]
+    torch.testing.assert_close(grads[0], grads[1], atol=1e-4, rtol=1e-4)
+    G = tiny_G(seed=0, noise_strength=0.3).eval()
+    ws = G.mapping(torch.randn(2, 32), None)
+    with torch.no_grad():
+        official = G.synthesis(ws, noise_mode="const", fused_modconv=False)
+        set_block_options(G, factored_demod=True)
+        assert all(layer.factored_demod for layer in G.synthesis.modules() if isinstance(layer, SynthesisLayer))
+        torch.testing.assert_close(G.synthesis(ws, noise_mode="const", fused_modconv=False), official, atol=1e-5,
+                                   rtol=1e-5)
