@@ -12,6 +12,9 @@ docs/performance.md, section Projection):
 - `fused_modconv=False`: the grouped (fused) modulated convolution needs the gradient of every per-image weight,
   a second convolution per layer in the backward pass; with the weight shared by the batch and the styles applied
   to the activations, the frozen weights get none.
+- `factored_demod`: the demodulation coefficients of every layer from one matmul (squared styles times the weight's
+  squared norms) instead of from the modulated weight [N, O, I, 3, 3], which is large at 512 channels and, with the
+  backward pass through it, cost as much as the convolutions of the synthesis truncated at 32 or 64.
 - `precision='bfloat16'` and `channels_last`: the synthesis blocks (and LPIPS's VGG) compute in bfloat16, which
   CPUs with AVX512-BF16 (and Ampere+ GPUs) run at twice the float32 rate, in oneDNN's preferred layout.
 """
@@ -73,12 +76,12 @@ def downsample(img: torch.Tensor, resolution: int) -> torch.Tensor:
     return img if img.shape[2] == resolution else F.interpolate(img, size=(resolution, resolution), mode="area")
 
 
-def use_precision(G: torch.nn.Module, precision: str, channels_last: bool) -> None:
-    """Sets the compute precision and layout of G's synthesis blocks in place (a private copy: the block options of
-    bfloat16 are those of the official float16 blocks, switched on for every resolution)."""
+def use_fast_blocks(G: torch.nn.Module, precision: str, channels_last: bool, factored_demod: bool) -> None:
+    """Sets the compute precision, layout and demodulation of G's synthesis blocks in place (a private copy: the
+    block options of bfloat16 are those of the official float16 blocks, switched on for every resolution)."""
     if precision not in PRECISIONS:
         raise ConfigError(f"projector.precision must be one of {PRECISIONS}, got {precision!r}")
-    set_block_options(G, fp32_channels_last=channels_last)
+    set_block_options(G, fp32_channels_last=channels_last, factored_demod=factored_demod)
     if precision == "bfloat16":
         for block in G.synthesis.modules():
             if hasattr(block, "use_fp16"):

@@ -13,8 +13,9 @@ package instead (the same LPIPS-VGG distance; a TorchScript file from the intern
 `stylefuse.projection.lpips`. Its VGG trunk comes from torchvision's ImageNet weights, downloaded on first use; tests
 pass `lpips_vgg(pnet_rand=True)`, which downloads nothing.
 
-The fast mode (conf/projector/w_fast.yaml; knobs `stages`, `start`, `fused_modconv`, `precision`, `channels_last`,
-all off by default) optimizes the same latents through cheaper steps: see stylefuse/projection/fast.py.
+The fast mode (conf/projector/w_fast.yaml; knobs `stages`, `start`, `optimize_noise`, `fused_modconv`,
+`factored_demod`, `precision`, `channels_last`, all official by default) optimizes the same latents through cheaper
+steps: see stylefuse/projection/fast.py.
 
 Outputs follow the official tool: proj.png (and each video frame) is `G.synthesis(w, noise_mode='const')` of the
 caller's G, i.e. with the network's own noise buffers, which is also what `generate.py --projected-w` renders; the
@@ -36,7 +37,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from stylefuse.errors import ConfigError
-from stylefuse.projection.fast import check_truncation, downsample, nearest_start, step_resolutions, use_precision
+from stylefuse.projection.fast import check_truncation, downsample, nearest_start, step_resolutions, use_fast_blocks
 from stylefuse.projection.lpips import LpipsDistance, lpips_vgg
 from stylefuse.utils.shapes import assert_shape
 
@@ -130,6 +131,7 @@ class Projector:
         fused_modconv: bool | None = None,     # None = the network's default (grouped conv in eval mode).
         precision: str = "float32",            # 'bfloat16': synthesis blocks and LPIPS compute in bfloat16.
         channels_last: bool | None = None,     # Float32 blocks channels-last; None keeps the network's layout.
+        factored_demod: bool = False,          # Demodulation coefficients by a matmul (equal up to rounding).
         device: str | torch.device = "cpu",
     ):
         if space not in SPACES:
@@ -160,8 +162,8 @@ class Projector:
 
         self.G = copy.deepcopy(G).eval().requires_grad_(False).to(self.device)
         check_truncation(self.G, step_resolutions(stages, num_steps, G.img_resolution))
-        if precision != "float32" or channels_last is not None:
-            use_precision(self.G, precision, bool(channels_last))
+        if precision != "float32" or channels_last is not None or factored_demod:
+            use_fast_blocks(self.G, precision, bool(channels_last), factored_demod)
         self.w_avg, self.w_std = compute_w_stats(self.G, w_avg_samples, self.device)  # [1, 1, w_dim], scalar
         self.noise_shapes = {name: buf.shape for name, buf in self.G.synthesis.named_buffers() if "noise_const" in name}
         self.distance = LpipsDistance(lpips_model if lpips_model is not None else lpips_vgg()).to(self.device)
