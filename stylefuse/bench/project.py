@@ -13,13 +13,14 @@ of the real one.
 
 The official mode costs the same at every step, so it runs `--official-steps` of its steps and is scaled to all of
 them; with `--official-steps` equal to its step count it runs in full and its quality is reported too. The fast
-preset always runs in full; its time includes its start search, and its own estimate (what the jobs print before
-they start) is shown beside it. W statistics and LPIPS setup are not timed. Quality: PSNR and LPIPS of the
-projection (rendered as proj.png is) against the target on the 256x256 comparison (area-downsampled above 256), and
-PSNR at full resolution. On random weights these say how well the optimizer inverts the network, not how a face
-looks. Trailing `key=value` words are Hydra overrides of the fast preset (e.g. `projector.num_steps=150`). Last
-line: `official_s_per_image=<f> fast_s_per_image=<f> speedup=<f> cpu_speedup=<f> fast_psnr256=<f> fast_lpips=<f>`
-(wall seconds; cpu_speedup from CPU seconds), then `nvidia_s_per_image=<f> nvidia_speedup=<f>` with
+preset runs in full, its start search included, and its own estimate (what the jobs print before they start) is
+shown beside it; with `--fast-estimate` (large networks on a slow machine) the estimate alone is its time. W
+statistics and LPIPS setup are not timed. Quality: PSNR and LPIPS of the projection (rendered as proj.png is)
+against the target on the 256x256 comparison (area-downsampled above 256), and PSNR at full resolution. On random
+weights these say how well the optimizer inverts the network, not how a face looks. Trailing `key=value` words are
+Hydra overrides of the fast preset (e.g. `projector.num_steps=150`). Last line: `official_s_per_image=<f>
+fast_s_per_image=<f> speedup=<f> cpu_speedup=<f>` (wall seconds; cpu_speedup from CPU seconds), then
+`fast_psnr256=<f> fast_lpips=<f>` unless `--fast-estimate`, `nvidia_s_per_image=<f> nvidia_speedup=<f>` with
 `--official-code`, `official_psnr256=<f> official_lpips=<f>` when the official mode ran in full, and
 `peak_rss_mb=<int>` (plus `peak_cuda_mb=<int>` on GPU).
 """
@@ -28,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import statistics
 import subprocess
@@ -39,14 +39,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from stylefuse.bench.generator import add_generator_flags, random_generator
 from stylefuse.cli import CONF_DIR, compose_config
 from stylefuse.errors import ConfigError
 from stylefuse.projection import Projector, render
-from stylefuse.projection.fast import describe_schedule
+from stylefuse.projection.fast import describe_schedule, downsample
 from stylefuse.projection.job import build_projector
+from stylefuse.projection.targets import image_metrics
 from stylefuse.utils.devices import resolve_device
 from stylefuse.utils.memory import peak_memory_mb
 
@@ -62,6 +62,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     parser.add_argument("--threads", type=int, default=0, help="torch.set_num_threads, 0 = torch's default")
     parser.add_argument("--official-code", default=None, metavar="PATH",
                         help="an NVlabs/stylegan2-ada-pytorch checkout: time its projector.py too (CPU)")
+    parser.add_argument("--fast-estimate", action="store_true",
+                        help="time the fast preset by its estimate (one step per resolution), not in full")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of the fast preset")
     args = parser.parse_args(argv)
 
@@ -101,7 +103,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         if args.official_code:
             seconds, cpu_seconds = _official_code_per_step(args.official_code, G, target, timed_steps)
             runs["nvidia"].append((seconds * official_steps, cpu_seconds * official_steps))
+        if args.fast_estimate:
+            runs["fast"].append((fast.estimate_seconds(args.batch) / args.batch,
+                                 fast.estimate_seconds(args.batch, clock=time.process_time) / args.batch))
         for name, projector in (("official", official), ("fast", fast)):
+            if name == "fast" and args.fast_estimate:
+                continue
             seconds, cpu_seconds, ws = _timed(projector, target, device)
             scale = official_steps / timed_steps if name == "official" else 1
             runs[name].append((seconds * scale / args.batch, cpu_seconds * scale / args.batch))
@@ -116,6 +123,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         result[f"{name}_cpu_s_per_image"] = cpu_seconds
         how = ("measured in full" if name == "fast" or timed_steps == official_steps and name == "official"
                else f"{timed_steps} steps timed, times {official_steps}")
+        if name == "fast" and args.fast_estimate:
+            how = "estimated: one step per resolution, times its steps, and the start search"
         label = {"nvidia": "official code (NVIDIA projector.py, one image at a time)",
                  "official": "official mode (ours, bit for bit, batched)", "fast": f"fast ({args.fast})"}[name]
         line = f"{label}: {seconds:.1f} s/image ({seconds / 60:.1f} min), {cpu_seconds:.0f} CPU-s/image, {how}"
@@ -133,8 +142,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     print(f"fast estimate before the run: {estimate / args.batch:.1f} s/image; {speedups}")
     line = (f"official_s_per_image={result['official_s_per_image']:.1f} fast_s_per_image="
             f"{result['fast_s_per_image']:.1f} speedup={result['speedup']:.2f} "
-            f"cpu_speedup={result['cpu_speedup']:.2f} fast_psnr256={result['fast_psnr256']:.2f} "
-            f"fast_lpips={result['fast_lpips']:.4f}")
+            f"cpu_speedup={result['cpu_speedup']:.2f}")
+    if "fast" in quality:
+        line += f" fast_psnr256={result['fast_psnr256']:.2f} fast_lpips={result['fast_lpips']:.4f}"
     if "nvidia" in runs:
         line += f" nvidia_s_per_image={result['nvidia_s_per_image']:.1f} nvidia_speedup={result['nvidia_speedup']:.2f}"
     if "official" in quality:
@@ -179,13 +189,8 @@ def _timed(projector: Projector, target: torch.Tensor, device: torch.device) -> 
 @torch.no_grad()
 def _quality(G: torch.nn.Module, projector: Projector, target: torch.Tensor, ws: torch.Tensor) -> dict[str, float]:
     """Mean PSNR (dB) at 256 and at full resolution and LPIPS of the uint8 projections against the targets."""
-    proj = render(G, ws).to(target.device).float()
-    target = target.float()
-    lpips = projector.distance.distance(projector.distance.features(target), projector.distance.features(proj))
-
-    def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-        mse = (a.double() - b.double()).square().mean(dim=[1, 2, 3])
-        return statistics.mean(10 * math.log10(255**2 / max(float(m), 1e-10)) for m in mse)
-
-    small = [F.interpolate(x, size=(256, 256), mode="area") if x.shape[2] > 256 else x for x in (target, proj)]
-    return {"psnr256": psnr(*small), "psnr": psnr(target, proj), "lpips": float(lpips.mean())}
+    proj = render(G, ws)
+    full = image_metrics(projector.distance, target, proj)
+    small = image_metrics(projector.distance, downsample(target.float(), 256), downsample(proj.float(), 256))
+    return {"psnr256": statistics.mean(m["psnr"] for m in small), "psnr": statistics.mean(m["psnr"] for m in full),
+            "lpips": statistics.mean(m["lpips"] for m in full)}

@@ -27,7 +27,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import lpips
@@ -232,17 +232,23 @@ class Projector:
         """The resolution the loss sees at every step (all G.img_resolution in the official mode)."""
         return step_resolutions(self.stages, self.num_steps, self.G.img_resolution)
 
-    def estimate_seconds(self, num_images: int) -> float:
-        """Expected seconds to project `num_images` targets in one batch, from one forward and backward pass timed
-        at each resolution of the schedule (on w_avg) times its number of steps."""
+    def estimate_seconds(self, num_images: int, clock: Callable[[], float] = time.perf_counter) -> float:
+        """Expected seconds (of `clock`) to project `num_images` targets in one batch: one forward and backward pass
+        timed at each resolution of the schedule (on w_avg) times its number of steps, plus the start search."""
         resolutions = self.step_resolutions()
         ws = self.w_avg.repeat(num_images, self.G.num_ws, 1).requires_grad_(True)
         seconds = 0.0
         for res in sorted(set(resolutions)):
-            start = time.perf_counter()
+            start = clock()
             synth = (self._synthesize(ws, res) + 1) * (255 / 2)
             self._features(synth).square().sum().backward()
-            seconds += (time.perf_counter() - start) * resolutions.count(res)
+            seconds += (clock() - start) * resolutions.count(res)
+        if self.start == "nearest":
+            target = (self._synthesize(ws.detach(), self.G.img_resolution) + 1) * (255 / 2)
+            start = clock()
+            nearest_start(self.G, self.distance, target, self.start_candidates, self.start_nearest,
+                          self.start_resolution)
+            seconds += clock() - start
         return seconds
 
     def _synthesize(self, ws: torch.Tensor, resolution: int) -> torch.Tensor:

@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from stylefuse.errors import ConfigError
-from stylefuse.projection import LpipsDistance, Projector
+from stylefuse.projection import LpipsDistance, Projector, render
 from stylefuse.projection.fast import describe_schedule, step_resolutions
-from stylefuse.projection.job import build_projector, render
+from stylefuse.projection.job import build_projector
+from stylefuse.projection.targets import image_metrics
 
 
 @pytest.mark.parametrize("fused_modconv", [True, False])
@@ -94,9 +95,8 @@ QUALITY_MARGIN_LPIPS = 1.1  # LPIPS of the fast mode <= official * this
 
 
 def psnr_and_lpips(distance: LpipsDistance, target: torch.Tensor, proj: torch.Tensor) -> tuple[float, float]:
-    mse = (proj.double() - target.double()).square().mean(dim=[1, 2, 3])
-    lpips_dist = distance.distance(distance.features(target.float()), distance.features(proj.float()))
-    return float((10 * torch.log10(255**2 / mse)).mean()), float(lpips_dist.mean())
+    metrics = image_metrics(distance, target, proj)
+    return sum(m["psnr"] for m in metrics) / len(metrics), sum(m["lpips"] for m in metrics) / len(metrics)
 
 
 @pytest.mark.slow
