@@ -55,6 +55,9 @@ def project_targets(G: torch.nn.Module, projector: Projector, targets: np.ndarra
         raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
     ws, projs, metrics = [], [], []
     num_batches = math.ceil(len(targets) / batch_size)
+    if progress:  # one step per resolution of the schedule, timed: a few seconds against minutes or hours
+        minutes = projector.estimate_seconds(min(batch_size, len(targets))) / 60
+        log.info(f"expected time: about {minutes:.1f} min per batch, {minutes * num_batches:.1f} min in all")
     for batch_idx, start in enumerate(range(0, len(targets), batch_size)):
         batch = slice(start, start + batch_size)
         if progress:

@@ -3,6 +3,7 @@ unchanged, and its quality against the official 1000-step projection on a small 
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -92,6 +93,8 @@ def test_fast_mode_keeps_g_noise_when_not_optimizing_it(tiny_G, lpips_model):
 
 QUALITY_MARGIN_DB = 0.5     # PSNR (256x256 comparison) of the fast mode >= official - this
 QUALITY_MARGIN_LPIPS = 1.1  # LPIPS of the fast mode <= official * this
+ALEX = ["projector.lpips_model._target_=lpips.LPIPS", "+projector.lpips_model.net=alex",
+        "+projector.lpips_model.verbose=false"]
 
 
 def psnr_and_lpips(distance: LpipsDistance, target: torch.Tensor, proj: torch.Tensor) -> tuple[float, float]:
@@ -110,7 +113,7 @@ def test_fast_preset_reaches_official_quality(tiny_G, project_cfg):
                             ("fast_truncated", ["projector=w_fast", "projector.stages=[[32,0.6],[null,0.4]]"])]:
         # LPIPS-Alex (random trunk): the form of LPIPS-VGG at a tenth of the cost, which keeps the official 1000
         # steps short here; the VGG numbers come from `python -m stylefuse.bench project`.
-        cfg = project_cfg(*overrides, "projector.w_avg_samples=2000", "projector.lpips_model.net=alex").projector
+        cfg = project_cfg(*overrides, "projector.w_avg_samples=2000", *ALEX).projector
         projector = build_projector(G, cfg, "cpu")
         results[name] = psnr_and_lpips(projector.distance, target,
                                        render(G, projector.project(target, progress=False).ws))
@@ -123,3 +126,11 @@ def test_fast_preset_reaches_official_quality(tiny_G, project_cfg):
         assert psnr_fast >= psnr_official - QUALITY_MARGIN_DB, (name, results)
         assert lpips_fast <= lpips_official * QUALITY_MARGIN_LPIPS, (name, results)
         assert not math.isnan(psnr_fast)
+
+
+def test_estimate_times_one_step_per_resolution_and_the_start(tiny_G, lpips_model):
+    G = tiny_G(seed=0).eval()
+    projector = Projector(G, lpips_model, num_steps=10, w_avg_samples=100, stages=[[16, 0.3], [None, 0.7]],
+                          start="nearest", start_candidates=8)
+    ticks = itertools.count()  # a clock that advances one second per reading
+    assert projector.estimate_seconds(2, clock=lambda: float(next(ticks))) == 3 * 1 + 7 * 1 + 1
