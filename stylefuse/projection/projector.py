@@ -165,7 +165,8 @@ class Projector:
         if precision != "float32" or channels_last is not None or factored_demod:
             use_fast_blocks(self.G, precision, bool(channels_last), factored_demod)
         self.w_avg, self.w_std = compute_w_stats(self.G, w_avg_samples, self.device)  # [1, 1, w_dim], scalar
-        self.noise_shapes = {name: buf.shape for name, buf in self.G.synthesis.named_buffers() if "noise_const" in name}
+        self.own_noise = {name: buf for name, buf in self.G.synthesis.named_buffers() if "noise_const" in name}
+        self.noise_shapes = {name: buf.shape for name, buf in self.own_noise.items()}
         self.distance = LpipsDistance(lpips_model if lpips_model is not None else lpips_vgg()).to(self.device)
 
     def project(self, target: torch.Tensor, record_steps: bool = False, progress: bool = True) -> Projection:
@@ -179,7 +180,8 @@ class Projector:
             target_features = {res: self.distance.features(downsample(target, min(res, 256)) if res < G.img_resolution
                                                            else target) for res in set(resolutions)}
         L = 1 if self.space == "w" else G.num_ws
-        if self.start == "nearest":  # before the noise maps replace G's own, which the candidates are drawn with
+        if self.start == "nearest":  # the candidates are drawn with G's own noise maps, not a previous run's
+            self._set_noise(self.own_noise)
             w_start = nearest_start(G, self.distance, target, self.start_candidates, self.start_nearest,
                                     self.start_resolution).repeat(1, L, 1)
         else:
@@ -266,17 +268,19 @@ class Projector:
         """The noise maps [N, H, W] the projection used: the optimized ones, or G's own (not optimized)."""
         if noise_bufs:
             return [buf.detach()[:, 0] for buf in noise_bufs]
-        return [self.G.synthesis.get_buffer(name).expand(N, *shape) for name, shape in self.noise_shapes.items()]
+        return [buf.expand(N, *buf.shape) for buf in self.own_noise.values()]
 
     def _install_noise(self, generators: list[torch.Generator]) -> list[torch.Tensor]:
         """Fresh randn noise maps [N, 1, H, W] as the private G's `noise_const` buffers, so one batched synthesis
         uses per-image maps: SynthesisLayer adds `noise_const * noise_strength`, which broadcasts over the batch."""
-        bufs = []
-        for name, shape in self.noise_shapes.items():
-            buf = torch.stack([torch.randn(shape, generator=g, device=self.device) for g in generators])
-            buf = buf.unsqueeze(1).requires_grad_(True)
+        bufs = {name: torch.stack([torch.randn(shape, generator=g, device=self.device) for g in generators])
+                .unsqueeze(1).requires_grad_(True) for name, shape in self.noise_shapes.items()}
+        self._set_noise(bufs)
+        return list(bufs.values())
+
+    def _set_noise(self, bufs: dict[str, torch.Tensor]) -> None:
+        """Makes `bufs` (buffer name in G.synthesis -> tensor) the private G's `noise_const` buffers."""
+        for name, buf in bufs.items():
             layer_name, buf_name = name.rsplit(".", 1)
             setattr(self.G.synthesis.get_submodule(layer_name), buf_name, buf)
-            bufs.append(buf)
-        return bufs
 

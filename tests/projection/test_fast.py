@@ -134,3 +134,13 @@ def test_estimate_times_one_step_per_resolution_and_the_start(tiny_G, lpips_mode
                           start="nearest", start_candidates=8)
     ticks = itertools.count()  # a clock that advances one second per reading
     assert projector.estimate_seconds(2, clock=lambda: float(next(ticks))) == 3 * 1 + 7 * 1 + 1
+
+
+def test_nearest_start_after_a_run_that_optimized_noise(tiny_G, lpips_model):
+    # The candidates are drawn with G's own noise maps, not with the [N, 1, H, W] maps a previous run installed.
+    G = tiny_G(seed=0, noise_strength=0.3).eval()
+    target = render(G, G.mapping(torch.randn(3, 32), None))
+    projector = Projector(G, lpips_model, num_steps=2, w_avg_samples=100, start="nearest", start_candidates=20)
+    first = projector.project(target, progress=False)
+    again = projector.project(target, progress=False)
+    assert torch.equal(first.ws, again.ws)
