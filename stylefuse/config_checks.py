@@ -163,6 +163,21 @@ PROJECTOR = {
     "projector.mse_weight": NON_NEGATIVE,
     "projector.seed": SEED,
     "projector.lpips_model.pnet_rand": BOOL,
+    # The fast mode (conf/projector/_fast.yaml); step_resolutions checks that the shares sum to 1.
+    "projector.optimize_noise": BOOL,
+    "projector.stages": optional(Kind("a list of [resolution or null, share of the steps] pairs, e.g. "
+                                      "[[64,0.5],[null,0.5]]", lambda v: is_list(v) and len(v) > 0 and all(
+                                          is_list(p) and len(p) == 2 and (p[0] is None or is_whole(p[0]))
+                                          and is_number(p[1]) for p in v))),
+    "projector.start": one_of(("w_avg", "nearest")),  # the projector's STARTS
+    "projector.start_candidates": COUNT,
+    "projector.start_nearest": COUNT,
+    "projector.start_resolution": whole("a power-of-two size >= 16 such as 32", lambda v: v >= 16
+                                        and is_power_of_two(v)),
+    "projector.fused_modconv": optional(BOOL),
+    "projector.factored_demod": BOOL,
+    "projector.precision": one_of(("float32", "bfloat16")),  # fast.PRECISIONS
+    "projector.channels_last": optional(BOOL),
 }
 
 DATASET = {

@@ -77,6 +77,10 @@ BAD = [
     ("project", [NET], "target must be set to an image file or a folder of images: add target=... to the command line"),
     ("project", [NET, "target=a.png", "batch_size=0"], "batch_size must be a positive whole number, got 0"),
     ("project", [NET, "target=a.png", "projector.space=z"], "projector.space must be one of w, w+, got 'z'"),
+    ("project", [NET, "target=a.png", "projector=w_fast", "projector.stages=[64,0.5]"], "projector.stages must be "
+     "null or a list of [resolution or null, share of the steps] pairs, e.g. [[64,0.5],[null,0.5]], got [64, 0.5]"),
+    ("project", [NET, "target=a.png", "projector=w_fast", "projector.precision=float16"], "projector.precision must "
+     "be one of float32, bfloat16, got 'float16'"),
     ("project", [NET, "target=a.png", "projector.lr_rampup_length=0"], "projector.lr_rampup_length must be a fraction "
                                                                        "of the steps in (0, 1], got 0"),
     ("fuse", [], "network must be set to a network pickle (.pkl), a stylefuse snapshot or checkpoint (.ckpt), a URL "
@@ -130,9 +134,12 @@ def test_every_job_is_declared():
 
 
 def test_choices_are_the_library_ones():
-    from stylefuse.projection.projector import SPACES
+    from stylefuse.projection.fast import PRECISIONS
+    from stylefuse.projection.projector import SPACES, STARTS
 
     assert JOBS["project"].knobs["projector.space"].what == f"one of {', '.join(SPACES)}"
+    assert JOBS["project"].knobs["projector.start"].what == f"one of {', '.join(STARTS)}"
+    assert JOBS["project"].knobs["projector.precision"].what == f"one of {', '.join(PRECISIONS)}"
 
 
 def test_hydra_composition_gives_the_same_values():
@@ -205,6 +212,8 @@ def leaves(node: DictConfig, prefix: str = "") -> dict[str, bool]:
 # Configs between them holding every knob of a job (group options have knobs of their own).
 VARIANTS = {**{job: [overrides] for job, overrides in GOOD.items()},
             "train": [[], ["dataset=lsun_cat", "augment=fixed"], ["dataset=ffhq256", "augment=noaug"]],
+            "project": [GOOD["project"], [*GOOD["project"], "projector=w_fast"]],
+            "fuse": [GOOD["fuse"], [*GOOD["fuse"], "projector=w_fast"]],
             "metrics": [[NET], [NET, "dataset=lsun_cat"], [NET, "dataset=toy"], [NET, "dataset=ffhq256"]]}
 
 
