@@ -1,4 +1,4 @@
-"""The projector's fast mode: the official loss reached at a fraction of the official cost.
+"""The projector's fast mode: the official loss optimized through much cheaper steps.
 
 Where the official projector's time goes, and what each knob of the fast mode does about it (measured in
 docs/performance.md, section Projection):
