@@ -55,9 +55,20 @@ def wandb_offline() -> bool:
         return True
 
 
+def checkpoint_run_dir(resume: Any, default: str) -> str:
+    """The run folder of `resume` when it is a training checkpoint in it (`<run>/checkpoints/<file>.ckpt`), so that
+    the continued run goes on in the same folder; `default` otherwise."""
+    path = Path(str(resume)) if resume is not None else None
+    if path is not None and path.suffix == ".ckpt" and path.parent.name == "checkpoints" and path.is_file():
+        return str(path.parent.parent)
+    return default
+
+
 def register_resolvers() -> None:
-    """The resolvers the config tree uses (`${wandb_offline:}`); called before any config is composed."""
+    """The resolvers the config tree uses (`${wandb_offline:}`, `${checkpoint_run_dir:...}`); called before any
+    config is composed."""
     OmegaConf.register_new_resolver("wandb_offline", wandb_offline, replace=True)
+    OmegaConf.register_new_resolver("checkpoint_run_dir", checkpoint_run_dir, replace=True)
 
 
 def compose_config(config_name: str | None, overrides: Sequence[str] = (),

@@ -39,6 +39,10 @@ class AlignmentError(StylefuseError, ValueError):
     """A photo that cannot be aligned: unreadable, or without a face the landmark detector finds."""
 
 
+class SaveError(StylefuseError, OSError):
+    """A file that could not be written (disk full, no permission, a folder gone); the previous version is kept."""
+
+
 class MissingExtraError(StylefuseError, ImportError):
     """A feature whose optional dependencies are not installed; the message gives the `pip install` line."""
 

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader
 
 from stylefuse.data.datasets import Dataset
-from stylefuse.errors import ConfigError
+from stylefuse.data.sampler import InfiniteSampler
 
 
 class ImageDataModule(pl.LightningDataModule):
-    """Real images for GAN training, `(uint8 [B, C, H, W], float32 [B, label_dim])` per device.
+    """Real images for GAN training, `(uint8 [B, C, H, W], float32 [B, label_dim])` per device, without end.
 
-    Every epoch is one pass over the data; training length is counted in kimg by the training module, so the
-    trainer runs with `max_epochs=-1` and batches keep coming.
+    Training length is counted in kimg by the training module, so the trainer runs one endless epoch
+    (`max_epochs=-1`, `use_distributed_sampler=False`: the sampler shards the stream itself). The position in the
+    stream is part of the checkpoint, so a resumed run sees the images the uninterrupted one would have seen.
     """
 
     def __init__(self,
@@ -30,18 +31,27 @@ class ImageDataModule(pl.LightningDataModule):
         self.seed = seed
         self.num_workers = num_workers
         self.pin_memory = pin_memory
+        self.position = 0  # images of the stream handed to the training step so far, over all ranks
+
+    def state_dict(self) -> dict:
+        return {"seed": self.seed, "position": self.position}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.seed, self.position = int(state["seed"]), int(state["position"])
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        # Counted when a batch reaches the training step: the loader itself runs ahead (prefetching, workers), so
+        # only here does the position say which image the next iteration gets.
+        self.position += self.batch_size
+        return batch
 
     def train_dataloader(self) -> DataLoader:
         trainer = self.trainer
         world_size, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
-        # Explicit sharding: every rank permutes with the same seed (+ epoch, set by Lightning each epoch) and takes
-        # every world_size-th index, so a global batch holds the same images for any device count. Lightning keeps
-        # a DistributedSampler it is given, with or without use_distributed_sampler.
-        sampler = DistributedSampler(self.dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=self.seed,
-                                     drop_last=True)
-        if len(sampler) < self.batch_size // world_size:
-            raise ConfigError(f"{self.dataset.name} has {len(self.dataset)} images, fewer than one batch of "
-                              f"{self.batch_size // world_size} per device; lower the batch size or add images")
-        return DataLoader(self.dataset, batch_size=self.batch_size // world_size, sampler=sampler, drop_last=True,
+        sampler = InfiniteSampler(len(self.dataset), rank=rank, world_size=world_size, seed=self.seed,
+                                  start=self.position)
+        # Its own generator (for the workers' seeds): starting a loader never draws from the training's RNG.
+        return DataLoader(self.dataset, batch_size=self.batch_size // world_size, sampler=sampler,
                           num_workers=self.num_workers, pin_memory=self.pin_memory and torch.cuda.is_available(),
-                          persistent_workers=self.num_workers > 0)
+                          persistent_workers=self.num_workers > 0,
+                          generator=torch.Generator().manual_seed(self.seed))

@@ -63,8 +63,18 @@ class MetricsCallback(pl.Callback):
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         kimg = float(pl_module.kimg)
-        if self._last_kimg != kimg:
+        # Not when a stop signal ends training early (StyleGAN2Module.done is False then).
+        if self._last_kimg != kimg and getattr(pl_module, "done", True):
             self.evaluate(trainer, pl_module, kimg)
+
+    def state_dict(self) -> dict:
+        # A resumed run evaluates at the next interval, not again at the one it resumed in.
+        return {"last_kimg": self._last_kimg}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self._last_kimg = state_dict["last_kimg"]
+        if self._last_kimg is not None:
+            self._last_tick = math.floor(self._last_kimg / self.every_kimg + 1e-6)
 
     def evaluate(self, trainer: pl.Trainer, pl_module: pl.LightningModule, kimg: float) -> dict[str, float]:
         """Computes every metric now (all ranks); returns the results."""

@@ -23,6 +23,7 @@ from stylefuse.networks.sniff import TORCH_LEGACY, ZIP, sniff
 from stylefuse.networks.torchfile import read_legacy_file, read_zip
 from stylefuse.networks.unpickler import Budget, reading
 from stylefuse.nn import Discriminator, Generator
+from stylefuse.utils.files import atomic_write, torch_save
 
 SNAPSHOT_FORMAT = "stylefuse-snapshot"
 SNAPSHOT_VERSION = 1
@@ -48,14 +49,7 @@ def save_network_snapshot(path: str | os.PathLike, G: Generator, D: Discriminato
         "training_set_kwargs": None if training_set_kwargs is None else plain(training_set_kwargs),
         "kimg": float(kimg),
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(data, tmp)
-        os.replace(tmp, path)  # readers never see a half-written snapshot
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(path, lambda tmp: torch_save(data, tmp))  # readers never see a half-written snapshot
 
 
 def read_torch_file(path: Path, display_name: str, kind: str) -> Any:

@@ -156,12 +156,17 @@ def build_datamodule(dataset: Dataset, loader: dict[str, Any], batch_size: int, 
 def build_module(cfg: DictConfig, dataset: Dataset, world_size: int, transfer: bool) -> StyleGAN2Module:
     """The training module of a `train` config for `dataset` on `world_size` devices. `transfer`: training starts
     from another network's weights (official --resume): no EMA ramp-up, faster ADA (unless augment.kimg is set)."""
+    return StyleGAN2Module(**module_kwargs(cfg, dataset, world_size, transfer))
+
+
+def module_kwargs(cfg: DictConfig, dataset: Dataset, world_size: int, transfer: bool) -> dict[str, Any]:
+    """The `StyleGAN2Module` arguments of `build_module` (plain values, as a checkpoint's hyper-parameters)."""
     spec = resolve_model_spec(cfg.model, dataset.resolution, world_size)
     check_batch(spec, world_size)
     G_kwargs, D_kwargs = network_kwargs(spec, dataset.resolution, dataset.num_channels, dataset.label_dim)
     augment = augment_settings(cfg.augment, transfer)
     loss = cfg.loss
-    return StyleGAN2Module(
+    return dict(
         G_kwargs=G_kwargs, D_kwargs=D_kwargs,
         loss_kwargs=dict(r1_gamma=spec.gamma, style_mixing_prob=spec.style_mixing_prob, pl_weight=spec.pl_weight,
                          pl_batch_shrink=loss.pl_batch_shrink, pl_decay=loss.pl_decay),
@@ -171,6 +176,32 @@ def build_module(cfg: DictConfig, dataset: Dataset, world_size: int, transfer: b
         ema_rampup=None if transfer else spec.ema_rampup, seed=cfg.seed,
         training_set_kwargs=dict(dataset.training_set_kwargs), fp32_channels_last=spec.fp32_channels_last,
         fp16_dtype=spec.fp16_dtype, compile_main_phases=spec.compile)
+
+
+# Where `network_kwargs` takes each network argument from, by its last name (for messages about a checkpoint of
+# another architecture); `architecture` depends on the network, and the image channels come from the data alone.
+_NETWORK_KWARG_SOURCES = {
+    "z_dim": "model.z_dim", "w_dim": "model.w_dim", "c_dim": "dataset.use_labels", "img_resolution":
+    "dataset.resolution", "num_layers": "model.map_layers", "channel_base": "model.channel_base", "channel_max":
+    "model.channel_max", "num_fp16_res": "model.num_fp16_res", "conv_clamp": "model.conv_clamp",
+    "fp16_channels_last": "model.channels_last", "freeze_layers": "model.freeze_d",
+    "mbstd_group_size": "model.mbstd_group",
+}
+
+
+def network_kwarg_override(path: str, value: Any) -> str | None:
+    """The command-line override that gives the network argument `path` (e.g. `G_kwargs.synthesis_kwargs.channel_base`)
+    the value `value`, or None when no config key sets it."""
+    name = path.rsplit(".", 1)[-1]
+    key = _NETWORK_KWARG_SOURCES.get(name)
+    if name == "architecture":
+        key = "model.g_architecture" if path.startswith("G_kwargs") else "model.d_architecture"
+    if key is None:
+        return None
+    if name == "c_dim":
+        value = value > 0
+    text = "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+    return f"{key}={text}"
 
 
 def configure_backends(cudnn_benchmark: bool, allow_tf32: bool, num_threads: int | None = None) -> None:

@@ -56,6 +56,15 @@ def reduce_mean(value: torch.Tensor) -> torch.Tensor:
     return reduce_sum(value) / dist.get_world_size() if is_distributed() else value
 
 
+def all_gather_object(obj: object) -> list:
+    """Every rank's `obj` (picklable), indexed by rank; `[obj]` on one process."""
+    if not is_distributed():
+        return [obj]
+    gathered: list = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, obj)
+    return gathered
+
+
 def all_reduce_gradients(params: list[torch.nn.Parameter]) -> None:
     """Averages the gradients of `params` over all ranks with one flat all-reduce, in place."""
     if not is_distributed() or not params:

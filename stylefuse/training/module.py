@@ -11,6 +11,7 @@ checkpoint's hyper-parameters can rebuild the module without naming anything to 
 from __future__ import annotations
 
 import copy
+import logging
 
 import pytorch_lightning as pl
 import torch
@@ -26,8 +27,12 @@ from stylefuse.training.loss import RoundInputs, StyleGAN2Loss
 from stylefuse.training.phases import Phase, PhaseInputSampler, due_phases, official_phases
 from stylefuse.training.ticks import RunningStats
 
+log = logging.getLogger(__name__)
+
 # Buffers that hold per-rank values by design (not compared across ranks).
 _RANK_LOCAL = {"label_bank", "ada.sign_sum", "ada.sign_count"}
+# The persistent ones: checkpointed per rank (Lightning's state dict holds rank 0's only).
+_RANK_ACCUMULATORS = ("ada.sign_sum", "ada.sign_count")
 
 
 class StyleGAN2Module(pl.LightningModule):
@@ -79,6 +84,7 @@ class StyleGAN2Module(pl.LightningModule):
         self.register_buffer("label_bank", torch.zeros([0, self.G.c_dim]), persistent=False)
         self.running_stats = RunningStats()  # reported and reset once per tick (training.ticks.TickCallback)
         self.main_forwards: MainPhaseForwards | None = None  # set for the device by configure_compile
+        self._restore: dict | None = None    # checkpoint parts put back when training starts (on_train_start)
 
     @classmethod
     def load_from_checkpoint(cls, checkpoint_path, *args, **kwargs):
@@ -146,12 +152,61 @@ class StyleGAN2Module(pl.LightningModule):
         if self.done:
             self.trainer.should_stop = True
 
+    # --- Checkpoints: everything the next iteration depends on ----------------------------------------------------
+    # Lightning saves the weights, buffers (counters, pl_mean, p, r_t, rank 0's ADA sums) and optimizer states; the
+    # module adds the phase-input sampler and, for every rank, its global random streams (per-pixel noise and the
+    # augment pipe draw from them), tick statistics and ADA sign sums. Those are put back when training starts: after
+    # the strategy broadcast rank 0's buffers and the data loader started, with nothing else left to draw from them.
+
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["phase_input_sampler"] = self.sampler.state_dict()
+        checkpoint["phase_input_sampler"] = dict(self.sampler.state_dict(), device=self.device.type)
+        checkpoint["rank_states"] = ddp.all_gather_object(self._rank_state())  # a collective: every rank saves
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        if "phase_input_sampler" in checkpoint:
-            self.sampler.load_state_dict(checkpoint["phase_input_sampler"], self.device)
+        self._restore = {key: checkpoint.get(key) for key in ("phase_input_sampler", "rank_states")}
+
+    def on_train_start(self) -> None:
+        restore, self._restore = self._restore, None
+        if restore is None:
+            return
+        sampler_state = restore["phase_input_sampler"]
+        if sampler_state is not None and sampler_state.get("device", "cpu") == self.device.type:
+            self.sampler.load_state_dict(sampler_state, self.device)
+        elif sampler_state is not None:
+            log.warning("the checkpoint's latents were drawn on %s, training runs on %s: the latent stream starts "
+                        "anew (training continues, not bit-identically)", sampler_state["device"], self.device.type)
+        if restore["rank_states"] is not None:
+            self._load_rank_state(restore["rank_states"])
+
+    def _rank_state(self) -> dict:
+        return {
+            "rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
+            "running_stats": self.running_stats.state_dict(),
+            "accumulators": {name: self.get_buffer(name).detach().cpu() for name in _RANK_ACCUMULATORS},
+        }
+
+    def _load_rank_state(self, states: list[dict]) -> None:
+        world_size, rank = self.trainer.world_size, self.global_rank
+        if len(states) == world_size:
+            state = states[rank]
+        else:
+            # Another number of ranks: the sums stay whole (on rank 0), the random streams start from the seed.
+            log.warning("the checkpoint was written by %d ranks and resumes on %d: training continues, not "
+                        "bit-identically to an uninterrupted run", len(states), world_size)
+            state = {"rng": None, "cuda_rng": None, "running_stats": {}, "accumulators": {}}
+            if rank == 0:
+                for saved in states:
+                    for part in ("running_stats", "accumulators"):
+                        for name, value in saved[part].items():
+                            state[part][name] = state[part].get(name, 0) + value
+        if state["rng"] is not None:
+            torch.set_rng_state(state["rng"])
+        if state["cuda_rng"] is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        self.running_stats.load_state_dict(state["running_stats"], self.device)
+        for name in _RANK_ACCUMULATORS:
+            self.get_buffer(name).copy_(torch.as_tensor(state["accumulators"].get(name, 0.0)))
 
     # --- One official iteration (public: the bench and the tests drive it directly) ----------------------------
 

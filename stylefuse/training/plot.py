@@ -16,6 +16,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from stylefuse.utils.files import atomic_write  # noqa: E402
+
 
 def read_jsonl(path: Path) -> list[dict]:
     """The JSON lines of `path`, skipping a last line cut short by an interrupted write."""
@@ -90,7 +92,7 @@ def plot_figure4(run_dir: str | os.PathLike, out_path: str | os.PathLike | None 
     fig.suptitle(run_dir.name)
     fig.tight_layout()
     out_path = Path(out_path) if out_path is not None else run_dir / "figure4.png"
-    fig.savefig(out_path, dpi=100)
+    atomic_write(out_path, lambda tmp: fig.savefig(tmp, dpi=100))
     plt.close(fig)
     return out_path
 

@@ -20,6 +20,7 @@ import torch
 
 from stylefuse.training import ddp
 from stylefuse.training.logging import log_scalars
+from stylefuse.utils.files import append_line
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +53,18 @@ class RunningStats:
         self.entries = {}
         return values
 
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {name: entry.detach().cpu() for name, entry in self.entries.items()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor], device: torch.device) -> None:
+        self.entries = {name: entry.to(device, torch.float64) for name, entry in state.items()}
+
 
 class TickCallback(pl.Callback):
-    """Reports the module's statistics after the first iteration, every `kimg_per_tick` and after the last one."""
+    """Reports the module's statistics after the first iteration, every `kimg_per_tick` and after the last one.
+
+    Its counters are checkpointed: a resumed run goes on with the next tick number, the tick in progress and the
+    training time so far (the time between the checkpoint and a crash is not counted)."""
 
     def __init__(self, kimg_per_tick: float):
         if not kimg_per_tick > 0:
@@ -63,10 +73,22 @@ class TickCallback(pl.Callback):
         self.tick = 0
         self.tick_start_nimg = 0
         self.tick_start_time = self.start_time = time.time()
+        self.restored: dict | None = None
+
+    def state_dict(self) -> dict:
+        now = time.time()
+        return {"tick": self.tick, "tick_start_nimg": self.tick_start_nimg, "seconds": now - self.start_time,
+                "tick_seconds": now - self.tick_start_time}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.restored = dict(state_dict)
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.tick_start_nimg = int(pl_module.cur_nimg)
-        self.tick_start_time = self.start_time = time.time()
+        now = time.time()
+        state = self.restored or {"tick": 0, "tick_start_nimg": int(pl_module.cur_nimg), "seconds": 0,
+                                  "tick_seconds": 0}
+        self.tick, self.tick_start_nimg = int(state["tick"]), int(state["tick_start_nimg"])
+        self.start_time, self.tick_start_time = now - state["seconds"], now - state["tick_seconds"]
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch,
                            batch_idx: int) -> None:
@@ -97,6 +119,9 @@ class TickCallback(pl.Callback):
                      pl_module.kimg, values["timing/sec_per_kimg"], values.get("loss/G", float("nan")),
                      values.get("loss/D", float("nan")), values["augment/p"])
         log_scalars(trainer, values, pl_module.kimg)
+        if trainer.is_global_zero:
+            for logger in trainer.loggers:
+                logger.save()  # on disk every tick (Lightning's CSV logger would wait 100 steps)
         trainer.callback_metrics.update({name: torch.tensor(value) for name, value in values.items()})
         self.tick += 1
         self.tick_start_nimg = cur_nimg
@@ -107,5 +132,4 @@ class TickCallback(pl.Callback):
 def write_stats_line(run_dir: str | os.PathLike, kimg: float, values: dict[str, float]) -> None:
     """Appends one JSON line to <run_dir>/stats.jsonl (the local record that the Figure-4 plot reads)."""
     row = {"kimg": kimg, "timestamp": time.time(), **values}
-    with open(os.path.join(run_dir, "stats.jsonl"), "a") as f:
-        f.write(json.dumps(row) + "\n")
+    append_line(os.path.join(run_dir, "stats.jsonl"), json.dumps(row))

@@ -21,6 +21,7 @@ import PIL.Image
 import PIL.ImageOps
 import torch
 
+from stylefuse.utils.files import atomic_write
 from stylefuse.utils.shapes import is_power_of_two
 
 RESIZE_FILTERS = {"box": PIL.Image.Resampling.BOX, "lanczos": PIL.Image.Resampling.LANCZOS}
@@ -70,8 +71,8 @@ def save_image(img: np.ndarray | torch.Tensor, path: str | os.PathLike) -> None:
         img = img.transpose(1, 2, 0)
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[:, :, 0]
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    PIL.Image.fromarray(img, "L" if img.ndim == 2 else "RGB").save(path)
+    image = PIL.Image.fromarray(img, "L" if img.ndim == 2 else "RGB")
+    atomic_write(path, image.save)  # never a half-written PNG, also when the process is killed
 
 
 def open_image(path: str | os.PathLike) -> PIL.Image.Image:

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
 from omegaconf import OmegaConf
-from torch.utils.data import DistributedSampler
 
 from stylefuse.cli import CONF_DIR
 from stylefuse.data import DatasetNotFoundError, ImageDataModule, ImageFolderDataset, ToyDataset, open_dataset
 from stylefuse.data.toy import NUM_CLASSES
-from stylefuse.errors import ConfigError
 from stylefuse.training.builders import build_datamodule
 from tests.data.files import chw, random_images, write_folder, write_zip
 from tests.helpers import assert_one_line, compose_cfg
@@ -38,37 +38,45 @@ def test_datamodule_per_device_batches_shard_one_global_batch():
     # The two ranks together see exactly the single-device global batch.
     key = lambda x: sorted(img.numpy().tobytes() for img in x)  # noqa: E731
     assert key(torch.cat(shards)) == key(images)
-    with pytest.raises(ConfigError, match="fewer than one batch"):
-        toy_module(batch_size=64).train_dataloader()
+    # Fewer images than a batch: the stream runs on into the next epoch.
+    assert next(iter(toy_module(batch_size=48).train_dataloader()))[0].shape == (48, 3, 8, 8)
 
 
 class _RecordBatches(pl.LightningModule):
     def __init__(self) -> None:
         super().__init__()
         self.weight = torch.nn.Parameter(torch.zeros(1))
-        self.seen: list[tuple[int, bytes]] = []
+        self.seen: list[bytes] = []
 
     def training_step(self, batch, batch_idx):
-        self.seen.append((self.current_epoch, batch[0].numpy().tobytes()))
+        self.seen.append(batch[0].numpy().tobytes())
         return (self.weight * batch[0].float().mean()).sum()
 
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=0.0)
 
 
-def test_datamodule_runs_across_epochs_under_lightning():
-    dm = toy_module(batch_size=16)  # 32 images: 2 batches per epoch.
+def _fit(dm: ImageDataModule, steps: int) -> _RecordBatches:
     model = _RecordBatches()
-    trainer = pl.Trainer(accelerator="cpu", devices=1, max_epochs=-1, max_steps=6, logger=False,
-                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
-    trainer.fit(model, datamodule=dm)
-    assert [epoch for epoch, _ in model.seen] == [0, 0, 1, 1, 2, 2]
-    assert isinstance(trainer.train_dataloader.sampler, DistributedSampler)  # Lightning kept ours.
-    assert model.seen[0][1] != model.seen[2][1]  # Each epoch is reshuffled.
-    again = _RecordBatches()
-    pl.Trainer(accelerator="cpu", devices=1, max_epochs=-1, max_steps=6, logger=False, enable_checkpointing=False,
-               enable_progress_bar=False, enable_model_summary=False).fit(again, datamodule=toy_module(batch_size=16))
-    assert again.seen == model.seen  # Seeded.
+    pl.Trainer(accelerator="cpu", devices=1, max_epochs=-1, max_steps=steps, logger=False, enable_checkpointing=False,
+               enable_progress_bar=False, enable_model_summary=False, use_distributed_sampler=False,
+               ).fit(model, datamodule=dm)
+    return model
+
+
+def test_datamodule_streams_across_epochs_and_resumes_at_its_position():
+    dm = toy_module(batch_size=16)  # 32 images: 2 batches per epoch of the stream.
+    model = _fit(dm, steps=6)
+    assert dm.state_dict() == {"seed": 3, "position": 96}  # images handed to the training step
+    images = [np.frombuffer(b, np.uint8).reshape(16, -1) for b in model.seen]
+    for epoch in range(3):  # every image once per epoch, in a new order each epoch
+        pair = np.concatenate(images[2 * epoch: 2 * epoch + 2])
+        assert len({row.tobytes() for row in pair}) == 32
+    assert model.seen[0] != model.seen[2]
+    assert _fit(toy_module(batch_size=16), steps=6).seen == model.seen  # seeded
+    resumed = toy_module(batch_size=16)
+    resumed.load_state_dict({"seed": 3, "position": 48})  # as a checkpoint after 3 batches restores it
+    assert _fit(resumed, steps=3).seen == model.seen[3:]
 
 
 def test_datamodule_reads_zip_with_workers(tmp_path):
@@ -78,7 +86,7 @@ def test_datamodule_reads_zip_with_workers(tmp_path):
     assert len(dm.dataset) == 16 and dm.dataset.name == "z" and dm.dataset.training_set_kwargs["xflip"]
     loader = dm.train_dataloader()
     assert loader.persistent_workers
-    seen = torch.cat([images for images, _ in loader])
+    seen = torch.cat([images for images, _ in itertools.islice(loader, 4)])  # one epoch of the endless stream
     expected = {chw(i).tobytes() for i in imgs} | {chw(i)[:, :, ::-1].tobytes() for i in imgs}
     assert len(seen) == 16 and {img.numpy().tobytes() for img in seen} == expected
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -34,7 +35,7 @@ def compose_train(run_dir: Path, overrides: list[str]):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, one_thread):
     run_dir = tmp_path_factory.mktemp("run")
     result = run_train(compose_train(run_dir, []))
     return run_dir, result
@@ -43,7 +44,7 @@ def trained(tmp_path_factory):
 def test_fit_writes_grid_checkpoints_network_and_logs(trained):
     run_dir, result = trained
     assert result["kimg"] == pytest.approx(0.064)
-    for name in ["config.yaml", "reals.png", "fakes000000.png", "network-snapshot-000000.pt", "stats.jsonl",
+    for name in ["config.yaml", "reals.png", "fakes000000.008.png", "network-snapshot-000000.032.pt", "stats.jsonl",
                  "figure4.png", "checkpoints/last.ckpt", "csv/metrics.csv"]:
         assert (run_dir / name).is_file(), name
     ticks = [json.loads(line) for line in (run_dir / "stats.jsonl").read_text().splitlines()]
@@ -58,7 +59,7 @@ def test_fit_writes_grid_checkpoints_network_and_logs(trained):
 def test_checkpoint_and_snapshot_load_as_networks(trained):
     run_dir, _ = trained
     from_ckpt = load_network_pkl(str(run_dir / "checkpoints" / "last.ckpt"))
-    from_snapshot = load_network_pkl(str(run_dir / "network-snapshot-000000.pt"))
+    from_snapshot = load_network_pkl(str(run_dir / "network-snapshot-000000.064.pt"))
     z = torch.randn([2, 16])
     img = from_ckpt["G_ema"](z, None, noise_mode="const")
     assert img.shape == (2, 3, 16, 16) and torch.isfinite(img).all()
@@ -93,8 +94,8 @@ def test_resume_continues_at_the_saved_kimg_with_the_same_state(trained, tmp_pat
 
 def test_transfer_from_a_network_file_copies_the_weights(trained, tmp_path):
     run_dir, _ = trained
-    source = load_network_pkl(str(run_dir / "network-snapshot-000000.pt"))
-    cfg = compose_train(tmp_path, [f"resume={run_dir / 'network-snapshot-000000.pt'}", "total_kimg=0.008"])
+    source = load_network_pkl(str(run_dir / "network-snapshot-000000.064.pt"))
+    cfg = compose_train(tmp_path, [f"resume={run_dir / 'network-snapshot-000000.064.pt'}", "total_kimg=0.008"])
     seen: dict = {}
 
     import pytorch_lightning as pl
@@ -110,7 +111,9 @@ def test_transfer_from_a_network_file_copies_the_weights(trained, tmp_path):
 
 
 @pytest.mark.slow
-def test_wandb_logs_scalars_and_grids_offline_without_login(tmp_path, monkeypatch):
+def test_wandb_logs_scalars_and_grids_offline_without_login(tmp_path, monkeypatch, one_thread):
+    import wandb
+
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc: not logged in
     monkeypatch.setenv("WANDB_SILENT", "true")
@@ -119,13 +122,21 @@ def test_wandb_logs_scalars_and_grids_offline_without_login(tmp_path, monkeypatc
     run_train(cfg)
     (run,) = (tmp_path / "wandb").glob("offline-run-*")
     assert list(run.glob("*.wandb")) and len(list((run / "files" / "media" / "images").rglob("*.png"))) >= 2
+    # Continued (the folder holds the run): the same W&B run id, kept in the folder's config.yaml.
+    run_id = OmegaConf.load(tmp_path / "config.yaml").logger.wandb.id
+    assert run.name.endswith(f"-{run_id}")
+    wandb.finish()  # as when the first process ended
+    run_train(compose_train(tmp_path, ["logger=wandb", "total_kimg=0.024", "snapshot_kimg=0.008"]))
+    runs = sorted((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(runs) == 2 and all(path.name.endswith(f"-{run_id}") for path in runs)
 
 
 @pytest.mark.slow
 def test_cli_sweep_and_one_line_errors(tmp_path):
     sweep = subprocess.run([sys.executable, str(REPO / "train.py"), "-m", "model.gamma=1,10", *TINY,
                             "total_kimg=0.016", "logger=none", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
-                           capture_output=True, text=True, timeout=600, cwd=tmp_path)
+                           capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                           env={**os.environ, "OMP_NUM_THREADS": "1"})  # tiny networks: threads only spin
     assert sweep.returncode == 0, sweep.stderr[-3000:]
     gammas = sorted(OmegaConf.load(tmp_path / "sweep" / str(i) / "config.yaml").model.gamma for i in range(2))
     assert gammas == [1.0, 10.0]
