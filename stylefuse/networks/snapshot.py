@@ -107,19 +107,28 @@ def _training_set_kwargs(value: Any, display_name: str) -> dict | None:
     return value
 
 
-def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """A Lightning checkpoint read with every network-file check (the restricted unpickler, never torch.load; the
-    G/D constructor kwargs of its hyper-parameters, when it has them, within what a StyleGAN2 can be): what
-    `StyleGAN2Module.load_from_checkpoint` and `Trainer.fit(ckpt_path=...)` may hand on to Lightning."""
+def read_plain_torch_file(path: str | os.PathLike, what: str = "file") -> Any:
+    """Any torch.save file's contents, read by the restricted unpickler (never torch.load): plain data only."""
     path = Path(path)
     display_name = str(path)
     if not path.is_file():
-        raise NetworkFileError(f"checkpoint not found: {display_name}; pass an existing .ckpt file")
+        raise NetworkFileError(f"{what} not found: {display_name}; pass an existing .ckpt file")
     with reading(display_name):
         kind = sniff(path, display_name)
     if kind not in (ZIP, TORCH_LEGACY):
         raise NetworkFileError(f"{display_name} is not a Lightning checkpoint (not a torch.save file)")
-    data = read_torch_file(path, display_name, kind)
+    return read_torch_file(path, display_name, kind)
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """A Lightning checkpoint read with every network-file check (the restricted unpickler, never torch.load; the
+    G/D constructor kwargs of its hyper-parameters, when it has them, within what a StyleGAN2 can be): what
+    `StyleGAN2Module.load_from_checkpoint` and `Trainer.fit(ckpt_path=...)` may hand on to Lightning."""
+    return check_checkpoint(read_plain_torch_file(path, "checkpoint"), str(path))
+
+
+def check_checkpoint(data: Any, display_name: str) -> dict[str, Any]:
+    """`data` (a torch.save file's plain contents) is a Lightning checkpoint whose network kwargs are in bounds."""
     if not is_lightning_checkpoint(data):
         raise NetworkFileError(f"{display_name} is a torch.save file but not a Lightning checkpoint")
     hparams = data["hyper_parameters"] or {}

@@ -22,10 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from stylefuse.errors import ConfigError, NetworkFileError
-from stylefuse.networks.snapshot import is_training_checkpoint
+from stylefuse.networks.snapshot import is_training_checkpoint, read_checkpoint
 from stylefuse.training.builders import network_kwarg_override
 from stylefuse.training.plot import read_jsonl
 from stylefuse.utils.files import atomic_write, remove_temp_files
@@ -42,15 +40,6 @@ ARCHITECTURE = ("G_kwargs", "D_kwargs")
 class Start:
     checkpoint: Path | None = None   # a training checkpoint to continue
     transfer: str | None = None      # a network to start a new run from (official --resume)
-
-
-def read_checkpoint(path: str | os.PathLike) -> dict:
-    """A training checkpoint's contents, tensors memory-mapped (plain data only: nothing in it runs on load)."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as err:
-        raise NetworkFileError(f"cannot read the checkpoint {path} ({type(err).__name__}); the file is damaged -- "
-                               f"resume from another one in its folder") from err
 
 
 def checkpoint_nimg(checkpoint: dict) -> int:

@@ -1,7 +1,7 @@
 """The train.py job: from the composed `train` config to a finished run (data, module, loggers, callbacks, fit).
 
 How a run starts (new, from another network, or continuing a checkpoint) is stylefuse.training.resume; checkpoints
-are written whole by `AtomicCheckpointIO`; a stop signal ends the run cleanly after a checkpoint
+are written whole by `SafeCheckpointIO`; a stop signal ends the run cleanly after a checkpoint
 (stylefuse.training.preemption).
 """
 
@@ -27,9 +27,10 @@ from stylefuse import errors
 from stylefuse.data.datasets import open_dataset
 from stylefuse.errors import ConfigError, StylefuseError
 from stylefuse.networks import copy_params_and_buffers, load_network_pkl
+from stylefuse.networks.checkpoint_io import SafeCheckpointIO
+from stylefuse.networks.snapshot import read_checkpoint
 from stylefuse.training.builders import build_datamodule, configure_backends, module_kwargs, world_size
 from stylefuse.training.callbacks import SnapshotCallback, SpawnedRankLog
-from stylefuse.training.checkpoint_io import AtomicCheckpointIO
 from stylefuse.training.ddp import make_strategy
 from stylefuse.training.module import StyleGAN2Module
 from stylefuse.training.plot import read_jsonl
@@ -37,7 +38,6 @@ from stylefuse.training.preemption import forward_signals_to_children
 from stylefuse.training.resume import (
     checkpoint_nimg,
     plan_start,
-    read_checkpoint,
     restored_module_kwargs,
     trim_logs,
 )
@@ -135,7 +135,7 @@ def train(cfg: DictConfig, extra_callbacks: list[pl.Callback] | None = None) -> 
         callbacks.append(SpawnedRankLog.of_this_process())
     trainer_cfg["strategy"] = make_strategy(trainer_cfg.get("strategy", "auto"), gpus)
     # Our checkpoint writer; and Lightning's SLURM auto-requeue off (it saves mid-iteration, not resumable exactly).
-    plugins = [AtomicCheckpointIO()] + ([SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else [])
+    plugins = [SafeCheckpointIO()] + ([SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else [])
     trainer: pl.Trainer = instantiate(trainer_cfg, callbacks=callbacks, logger=loggers or False, plugins=plugins,
                                       _convert_="partial")
 

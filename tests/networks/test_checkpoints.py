@@ -1,4 +1,4 @@
-"""Lightning checkpoints through Lightning's own APIs: `Trainer.fit(ckpt_path=...)` with RestrictedCheckpointIO
+"""Lightning checkpoints through Lightning's own APIs: `Trainer.fit(ckpt_path=...)` with SafeCheckpointIO
 resumes a real checkpoint and refuses a crafted one (nothing in it runs, even with torch.load's protection turned off
 by the environment); `read_checkpoint` bounds the network kwargs of a checkpoint's hyper-parameters."""
 
@@ -11,7 +11,7 @@ import pytorch_lightning as pl
 import torch
 
 from stylefuse.errors import NetworkFileError
-from stylefuse.networks.checkpoint_io import RestrictedCheckpointIO
+from stylefuse.networks.checkpoint_io import SafeCheckpointIO
 from stylefuse.networks.snapshot import read_checkpoint
 
 pytestmark = [pytest.mark.filterwarnings("ignore:Environment variable TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"),
@@ -62,7 +62,7 @@ def checkpoint(tmp_path_factory):
 
 def test_real_checkpoint_resumes_through_the_restricted_reader(tmp_path, checkpoint):
     model = _Tiny()
-    trainer = _trainer(tmp_path, max_steps=4, plugins=[RestrictedCheckpointIO()])
+    trainer = _trainer(tmp_path, max_steps=4, plugins=[SafeCheckpointIO()])
     trainer.fit(model, ckpt_path=checkpoint)
     assert trainer.global_step == 4
     expected = torch.load(checkpoint, weights_only=True)
@@ -78,7 +78,7 @@ def test_crafted_checkpoint_runs_nothing_through_trainer_fit(tmp_path, checkpoin
     monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")  # torch.load's own protection turned off
 
     with pytest.raises(NetworkFileError) as err:
-        _trainer(tmp_path, max_steps=4, plugins=[RestrictedCheckpointIO()]).fit(_Tiny(), ckpt_path=crafted)
+        _trainer(tmp_path, max_steps=4, plugins=[SafeCheckpointIO()]).fit(_Tiny(), ckpt_path=crafted)
     assert "\n" not in str(err.value) and f"refers to {os.system.__module__}.system" in str(err.value)
     assert not marker.exists()
 
