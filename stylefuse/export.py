@@ -33,6 +33,7 @@ from stylefuse.errors import ConfigError, StylefuseError
 from stylefuse.latents import seed_to_z
 from stylefuse.networks import load_generator
 from stylefuse.nn import Generator
+from stylefuse.utils.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -98,9 +99,8 @@ def export_generator(G: Generator, path: str | os.PathLike, fmt: str, part: str 
     model.eval()
     inputs = example_inputs(G, part, batch=2)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+
+    def write(tmp: Path) -> None:
         tmp.write_bytes(b"")  # an unwritable destination fails here, before the export's work
         if fmt == "onnx":
             _require("onnxscript", "onnx")
@@ -117,9 +117,8 @@ def export_generator(G: Generator, path: str | os.PathLike, fmt: str, part: str 
                 warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated in favour of torch.export
                 traced = torch.jit.trace(model, tuple(inputs.values()), check_trace=False)
                 torch.jit.save(traced, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    atomic_write(path, write)  # never a half-written model file, also when the process is killed
     return path
 
 

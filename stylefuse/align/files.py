@@ -11,7 +11,8 @@ import PIL.Image
 
 from stylefuse.align.ffhq import FFHQ_RESOLUTION, align_face
 from stylefuse.align.landmarks import LandmarkDetector
-from stylefuse.errors import AlignmentError, ConfigError
+from stylefuse.errors import AlignmentError
+from stylefuse.utils.files import atomic_write
 from stylefuse.utils.images import open_image
 
 log = logging.getLogger(__name__)
@@ -31,18 +32,8 @@ def align_file(path: str | os.PathLike, output_size: int = FFHQ_RESOLUTION,
 
 
 def save_png(image: PIL.Image.Image, path: str | os.PathLike) -> None:
-    """Writes a PNG under a temporary name in the same folder, then renames it: `path` is never half-written."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        image.save(tmp, format="PNG")
-        os.replace(tmp, path)
-    except OSError as err:
-        raise ConfigError(f"cannot write {path}: {err.strerror or err} (check that the output folder is writable "
-                          f"and has free space)") from err
-    finally:
-        tmp.unlink(missing_ok=True)
+    """Writes a PNG whole or not at all (stylefuse.utils.files): `path` is never half-written."""
+    atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
 
 
 def align_targets(paths: Sequence[Path], out_dirs: Sequence[Path], resolution: int) -> list[Path]:

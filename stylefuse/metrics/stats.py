@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import uuid
-
 import numpy as np
 import torch
+
+from stylefuse.utils.files import atomic_write, torch_save
 
 
 class FeatureStats:
@@ -62,10 +61,7 @@ class FeatureStats:
         state = dict(capture_all=self.capture_all, capture_mean_cov=self.capture_mean_cov, max_items=self.max_items,
                      num_items=self.num_items, num_features=self.num_features, raw_mean=self.raw_mean,
                      raw_cov=self.raw_cov, all_features=self.get_all() if self.capture_all else None)
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        tmp = f"{path}.{uuid.uuid4().hex}"
-        torch.save(state, tmp)
-        os.replace(tmp, path)
+        atomic_write(path, lambda tmp: torch_save(state, tmp))
 
     @staticmethod
     def load(path: str) -> FeatureStats:

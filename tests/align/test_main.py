@@ -72,6 +72,7 @@ def test_failed_save_leaves_no_file(detector, astronaut, tmp_path, capsys, monke
 
     monkeypatch.setattr(PIL.Image.Image, "save", save_half_then_fail)
     status, errors = run_main(capsys, str(tmp_path / "astronaut.png"), "--out", str(out), "--size", "64")
-    assert status == 2 and errors == [f"error: cannot write {out / 'astronaut.png'}: No space left on device "
-                                      f"(check that the output folder is writable and has free space)"]
+    assert status == 2 and errors == [f"error: cannot write {out / 'astronaut.png'} (No space left on device); check "
+                                      f"the free space and the permissions of {out} -- the previous version of the "
+                                      f"file, if any, is kept"]
     assert list(out.iterdir()) == []
