@@ -28,6 +28,7 @@ from stylefuse.fusion.sweep import SWEEPS
 from stylefuse.latents import parse_seeds
 from stylefuse.nn.synthesis import NOISE_MODES
 from stylefuse.training.compile import SETTINGS as COMPILE_SETTINGS
+from stylefuse.training.preemption import parse_signals
 from stylefuse.utils.images import RESIZE_FILTERS
 from stylefuse.utils.shapes import is_power_of_two
 
@@ -135,6 +136,8 @@ FUSION_INPUT = Kind("an image file, a projected_w.npz or seed:<number>", TEXT.ac
 LAYER_RANGES = Kind("a preset name (ranges=paper), one pair of layers [start, end] or a list of pairs "
                     "[[0,6],[8,14]]", lambda v: isinstance(v, str) or is_layer_range(v) or (is_list(v) and all(
                         pair is None or (is_list(pair) and len(pair) == 0) or is_layer_range(pair) for pair in v)))
+SIGNALS = Kind("a list of signal names such as [SIGTERM, SIGUSR1]", lambda v: is_list(v) and all(
+    isinstance(name, str) for name in v) and parses(parse_signals, "").accepts(v))
 METRICS = Kind("a list of metric names such as [fid50k_full]",
                lambda v: is_list(v) and all(isinstance(name, str) for name in v))
 
@@ -270,6 +273,8 @@ TRAINING = {
     "callbacks.snapshot.grid_seed": SEED,
     "callbacks.snapshot.noise_mode": one_of(NOISE_MODES),
     "callbacks.snapshot.keep_checkpoints": BOOL,
+    "callbacks.snapshot.stop_signals": SIGNALS,
+    "callbacks.snapshot.requeue_signals": SIGNALS,
 }
 
 
