@@ -137,7 +137,8 @@ def test_batch_equals_single_runs(tiny_G, space, lpips_model):
     # turns the rounding noise of near-zero gradient components into steps of size ~lr, so at the official lr the
     # runs drift apart by ~1e-3 per step (as reruns on a GPU do); a small lr keeps them comparable to 1e-5.
     # Exact independence at the official lr: test_batch_images_are_independent.
-    projector = Projector(G, lpips_model, space=space, num_steps=10, w_avg_samples=1000, initial_learning_rate=1e-4)
+    projector = Projector(G, lpips_model, space=space, num_steps=10, w_avg_samples=1000, initial_learning_rate=1e-4,
+                          layer_learning_rate=1e-4)
     batch = projector.project(target, progress=False)
     for i in range(3):
         single = projector.project(target[i:i + 1], progress=False)
