@@ -19,6 +19,7 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from stylefuse.align.aligners import ALIGN_CHOICES
 from stylefuse.augment.ada import MODES as AUGMENT_MODES
 from stylefuse.errors import ConfigError
 from stylefuse.export import FORMATS as EXPORT_FORMATS
@@ -138,6 +139,7 @@ LAYER_RANGES = Kind("a preset name (ranges=paper), one pair of layers [start, en
                         pair is None or (is_list(pair) and len(pair) == 0) or is_layer_range(pair) for pair in v)))
 SIGNALS = Kind("a list of signal names such as [SIGTERM, SIGUSR1]", lambda v: is_list(v) and all(
     isinstance(name, str) for name in v) and parses(parse_signals, "").accepts(v))
+ALIGN = one_of(ALIGN_CHOICES)
 METRICS = Kind("a list of metric names such as [fid50k_full]",
                lambda v: is_list(v) and all(isinstance(name, str) for name in v))
 
@@ -181,6 +183,17 @@ PROJECTOR = {
     "projector.factored_demod": BOOL,
     "projector.precision": one_of(("float32", "bfloat16")),  # fast.PRECISIONS
     "projector.channels_last": optional(BOOL),
+    # W+ (conf/projector/wplus.yaml, wplus_reg.yaml).
+    "projector.layer_learning_rate": NON_NEGATIVE,
+    "projector.layer_start": number("a fraction of the steps in [0, 1)", lambda v: 0 <= v < 1),
+    "projector.layer_weight": NON_NEGATIVE,
+    # Pivotal tuning (conf/projector/pti.yaml).
+    "projector.tune_steps": COUNT,
+    "projector.tune_learning_rate": POSITIVE,
+    "projector.tune_l2_weight": NON_NEGATIVE,
+    "projector.locality_weight": NON_NEGATIVE,
+    "projector.locality_radius": POSITIVE,
+    "projector.stop_lpips": NON_NEGATIVE,
 }
 
 DATASET = {
@@ -329,12 +342,12 @@ JOBS = {
     "train": JobChecks(TRAINING, (devices_available, known_metrics)),
     "project": JobChecks({
         "network": NETWORK, "target": Kind("an image file or a folder of images", TEXT.accepts),
-        "batch_size": COUNT, "device": DEVICE, "save_video": BOOL, **PROJECTOR}),
+        "batch_size": COUNT, "device": DEVICE, "save_video": BOOL, "align": ALIGN, **PROJECTOR}),
     "fuse": JobChecks({
         **INFERENCE, "image1": FUSION_INPUT, "image2": FUSION_INPUT, "ranges": LAYER_RANGES,
         "strength": number("a number in [0, 1] (0 keeps image 1, 1 takes image 2's layers)", lambda v: 0 <= v <= 1),
         "sweep": one_of(SWEEPS), "sweep_width": optional(COUNT), "sweep_frames": COUNT,
-        "video_fps": POSITIVE, **PROJECTOR}, (ranges_preset_exists,)),
+        "video_fps": POSITIVE, "align": ALIGN, **PROJECTOR}, (ranges_preset_exists,)),
     "generate": JobChecks({
         **INFERENCE, "seeds": optional(SEEDS), "projected_w": optional(PATH)}, (seeds_or_projected_w,)),
     "style_mixing": JobChecks({**INFERENCE, "rows": SEEDS, "cols": SEEDS, "styles": LAYERS}),

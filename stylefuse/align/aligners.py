@@ -12,13 +12,14 @@ from stylefuse.errors import ConfigError
 log = logging.getLogger(__name__)
 
 ALIGN_CHOICES = ("auto", "ffhq", "none")
-# Networks trained on FFHQ-aligned faces (CelebA-HQ is cropped the same way), by the start of their file name.
-FFHQ_ALIGNED_NETWORKS = ("ffhq", "celebahq")
+# Networks trained on FFHQ-aligned faces, by the start of their file name: CelebA-HQ is cropped the same way, and
+# MetFaces (faces in artworks) was aligned with FFHQ's own script.
+FFHQ_ALIGNED_NETWORKS = ("ffhq", "celebahq", "metfaces")
 
 
 def resolve_aligner(align: str, network: str | os.PathLike) -> str | None:
     """`align` -> "ffhq" or None (photos used as they are). `auto` picks "ffhq" for a network whose name, file name
-    or URL file name starts with ffhq or celebahq, and says so in the log."""
+    or URL file name starts with ffhq, celebahq or metfaces, and says so in the log."""
     align = str(align)
     if align not in ALIGN_CHOICES:
         raise ConfigError(f"unknown align={align!r}: use one of {', '.join(ALIGN_CHOICES)}")

@@ -13,17 +13,18 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
+from stylefuse.align.aligners import resolve_aligner
 from stylefuse.fusion.figure import labelled_row
 from stylefuse.fusion.ranges import fuse_ws, range_label, range_name, resolve_ranges
 from stylefuse.fusion.sweep import sweep
 from stylefuse.latents import load_latent, save_w, synthesize_uint8
-from stylefuse.networks import load_generator
+from stylefuse.networks import load_network_pkl
 from stylefuse.nn import Generator
 from stylefuse.utils.devices import resolve_device
 from stylefuse.utils.images import save_image
@@ -32,22 +33,36 @@ from stylefuse.utils.video import VIDEO_HINT, video_available, write_video
 log = logging.getLogger(__name__)
 
 
-def image_projector(G: Generator, projector_cfg: DictConfig, out_dir: str) -> Callable[[str, str], np.ndarray]:
-    """`project(path, name)` -> w [1, num_ws, w_dim]: projects an image input into `<out_dir>/<name>/`. The projector
-    is built at the first call only: LPIPS and the W statistics take time, and seed or npz inputs need neither."""
+def project_images(network: dict, projector_cfg: DictConfig, sources: dict[str, str], aligner: str | None,
+                   out_dir: str) -> tuple[Generator, dict[str, np.ndarray]]:
+    """Projects the inputs among `sources` ({name: input}) that are image files, each into `<out_dir>/<name>/`.
+
+    Returns the generator to fuse in and {name: w [1, num_ws, w_dim]}. A pivotal-tuning projector (`projector=pti`)
+    tunes ONE generator on all the images together, so that both codes of a fusion live in the same network; it is
+    saved as `<out_dir>/network.pt` and returned. Seed and npz inputs need no projector, so none is built for them.
+    """
+    G = network["G_ema"]
+    images = {name: source for name, source in sources.items()
+              if not source.startswith("seed:") and not source.endswith(".npz") and os.path.isfile(source)}
+    if not images:
+        return G, {}
     # Imported here for the same reason: projection loads LPIPS.
-    from stylefuse.projection import project_image_file
+    from stylefuse.projection import prepare_targets, project_image_file, project_targets
     from stylefuse.projection.job import build_projector
+    from stylefuse.projection.pti import PivotalTuningProjector, save_tuned_network
 
-    projector = None
-
-    def project(path: str, name: str) -> np.ndarray:
-        nonlocal projector
-        if projector is None:
-            projector = build_projector(G, projector_cfg, next(G.parameters()).device)
-        return project_image_file(G, projector, path, os.path.join(out_dir, name))
-
-    return project
+    projector = build_projector(G, projector_cfg, next(G.parameters()).device)
+    if not isinstance(projector, PivotalTuningProjector):
+        return G, {name: project_image_file(G, projector, path, os.path.join(out_dir, name), aligner)
+                   for name, path in images.items()}
+    dirs = [Path(out_dir) / name for name in images]
+    targets = prepare_targets([Path(path) for path in images.values()], dirs, G, aligner)
+    tuned = []
+    ws, _, _ = project_targets(G, projector, targets, dirs, batch_size=len(images),
+                               info=dict(aligner=aligner or "none"), on_tuned=lambda G_tuned, _: tuned.append(G_tuned))
+    save_tuned_network(Path(out_dir) / "network.pt", tuned[0], network)
+    log.info(f"Fusing in the generator tuned on {' and '.join(images)}: {Path(out_dir) / 'network.pt'}")
+    return tuned[0], {name: ws[i:i + 1] for i, name in enumerate(images)}
 
 
 def run(cfg: DictConfig) -> np.ndarray:
@@ -58,13 +73,15 @@ def run(cfg: DictConfig) -> np.ndarray:
     figure, a uint8 HWC canvas.
     """
     out_dir = str(cfg.paths.output_dir)
-    G = load_generator(cfg.network, resolve_device(cfg.device), cache_dir=cfg.paths.cache_dir)
+    network = load_network_pkl(cfg.network, resolve_device(cfg.device), cache_dir=cfg.paths.cache_dir)
     ranges = cfg.ranges if isinstance(cfg.ranges, str) else OmegaConf.to_object(cfg.ranges)
-    ranges = resolve_ranges(ranges, OmegaConf.to_object(cfg.fusion), G.num_ws)
+    ranges = resolve_ranges(ranges, OmegaConf.to_object(cfg.fusion), network["G_ema"].num_ws)
+    aligner = resolve_aligner(cfg.align, cfg.network)
 
-    project = image_projector(G, cfg.projector, out_dir)
-    w1 = load_latent(cfg.image1, G, cfg.trunc, cfg.class_idx, lambda path: project(path, "image1"))
-    w2 = load_latent(cfg.image2, G, cfg.trunc, cfg.class_idx, lambda path: project(path, "image2"))
+    G, projected = project_images(network, cfg.projector, dict(image1=str(cfg.image1), image2=str(cfg.image2)),
+                                  aligner, out_dir)
+    w1 = load_latent(cfg.image1, G, cfg.trunc, cfg.class_idx, lambda path: projected["image1"])
+    w2 = load_latent(cfg.image2, G, cfg.trunc, cfg.class_idx, lambda path: projected["image2"])
     cells = [("image1", "image 1", w1), ("image2", "image 2", w2)]  # (file name, label, w)
     cells += [(f"fused_{range_name(r)}", range_label(r, cfg.strength), fuse_ws(w1, w2, r, cfg.strength))
               for r in ranges]

@@ -1,4 +1,5 @@
-"""GAN inversion: the official StyleGAN2-ADA projector (W) and its W+ variant, batched; no config needed.
+"""GAN inversion: the official StyleGAN2-ADA projector (W), its W+ variants and pivotal tuning, batched; no config
+needed.
 
     G = load_generator("ffhq")
     w = project_image_file(G, Projector(G, space="w+"), "face.png", "out/face")  # [1, num_ws, w_dim]
@@ -8,6 +9,8 @@
 
 from stylefuse.projection.lpips import LpipsDistance, lpips_vgg
 from stylefuse.projection.projector import Projection, Projector
-from stylefuse.projection.targets import project_image_file, project_targets, render
+from stylefuse.projection.pti import PivotalTuner, PivotalTuningProjector, save_tuned_network
+from stylefuse.projection.targets import prepare_targets, project_image_file, project_targets, render
 
-__all__ = ["LpipsDistance", "Projection", "Projector", "lpips_vgg", "project_image_file", "project_targets", "render"]
+__all__ = ["LpipsDistance", "PivotalTuner", "PivotalTuningProjector", "Projection", "Projector", "lpips_vgg",
+           "prepare_targets", "project_image_file", "project_targets", "render", "save_tuned_network"]

@@ -3,22 +3,40 @@ the official code computes them (NVIDIA's `vgg16.pt` with `return_lpips=True`)."
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import lpips
 import torch
 import torch.nn.functional as F
+import torchvision
 
-from stylefuse.errors import ConfigError
+from stylefuse.errors import ConfigError, NetworkFileError
+
+VGG16_URL = torchvision.models.VGG16_Weights.IMAGENET1K_V1.url  # what lpips' trunk downloads on first use
 
 
 def lpips_vgg(pnet_rand: bool = False) -> lpips.LPIPS:
     """The `lpips` package's LPIPS-VGG (Zhang et al. v0.1 layer weights, shipped with the package). Its VGG trunk
     has torchvision's ImageNet weights, downloaded once into the torch hub cache; `pnet_rand=True` keeps the trunk
-    random instead (nothing is downloaded: tests and benchmarks)."""
-    with warnings.catch_warnings():  # lpips calls torchvision with its deprecated `pretrained` argument
-        warnings.filterwarnings("ignore", category=UserWarning, module="torchvision")
-        return lpips.LPIPS(net="vgg", pnet_rand=pnet_rand, verbose=False)
+    random instead (nothing is downloaded: tests and benchmarks). Offline without the cached weights file, a
+    NetworkFileError names the file and where it goes."""
+    try:
+        with warnings.catch_warnings():  # lpips calls torchvision with its deprecated `pretrained` argument
+            warnings.filterwarnings("ignore", category=UserWarning, module="torchvision")
+            return lpips.LPIPS(net="vgg", pnet_rand=pnet_rand, verbose=False)
+    except OSError as err:  # urllib's URLError, a refused connection, a timeout, an unwritable cache
+        folder = os.path.join(torch.hub.get_dir(), "checkpoints")
+        raise NetworkFileError(
+            f"LPIPS needs the VGG16 ImageNet weights {os.path.basename(VGG16_URL)}, which could not be downloaded "
+            f"({getattr(err, 'reason', None) or err}): put that file (from {VGG16_URL}) into {folder}/, or, for "
+            f"tests only, set projector.lpips_model.pnet_rand=true (a random VGG trunk, useless for real photos)"
+        ) from None
+
+
+def lpips_trunk(model: lpips.LPIPS) -> str:
+    """Which LPIPS a distance is, as results record it: `vgg16-imagenet` (the real one) or `vgg16-random`."""
+    return f"{ {'vgg': 'vgg16'}.get(model.pnet_type, model.pnet_type)}-{'random' if model.pnet_rand else 'imagenet'}"
 
 
 class LpipsDistance(torch.nn.Module):
@@ -31,6 +49,7 @@ class LpipsDistance(torch.nn.Module):
         super().__init__()
         self.name = "lpips-vgg"
         self.model = lpips_model.eval().requires_grad_(False)
+        self.trunk = lpips_trunk(lpips_model)
         weights = [lin.model[-1].weight for lin in self.model.lins] if self.model.lpips else []
         if not weights or min(float(w.min()) for w in weights) < 0:
             raise ConfigError("LPIPS distances need the learned, non-negative LPIPS layer weights: build the model "

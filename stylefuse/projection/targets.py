@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from stylefuse.align.files import align_targets
 from stylefuse.errors import ConfigError, TargetError
 from stylefuse.projection.io import list_targets, load_targets, save_projection, save_video
 from stylefuse.projection.lpips import LpipsDistance
@@ -39,15 +40,18 @@ def image_metrics(distance: LpipsDistance, target: torch.Tensor, proj: torch.Ten
     target, proj = target.to(device, torch.float32), proj.to(device, torch.float32)
     lpips_dist = distance(target, proj)
     mse = (proj.double() - target.double()).square().mean(dim=[1, 2, 3])
-    return [dict(lpips=float(d), mse=float(m), psnr=10 * math.log10(255**2 / float(m)) if m > 0 else None)
-            for d, m in zip(lpips_dist, mse)]
+    return [dict(lpips=float(d), mse=float(m), psnr=10 * math.log10(255**2 / float(m)) if m > 0 else None,
+                 lpips_trunk=distance.trunk) for d, m in zip(lpips_dist, mse)]
 
 
 def project_targets(G: torch.nn.Module, projector: Projector, targets: np.ndarray, out_dirs: Sequence[Path],
-                    batch_size: int, video: bool = False, progress: bool = True) -> tuple[np.ndarray, np.ndarray,
-                                                                                          list[dict]]:
+                    batch_size: int, video: bool = False, progress: bool = True, info: Mapping | None = None,
+                    on_tuned: Callable[[torch.nn.Module, Sequence[Path]], None] | None = None
+                    ) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     """Projects uint8 targets [N, C, H, W] in batches and writes each one's results to its folder in `out_dirs`
-    (target.png, proj.png, projected_w.npz, noise.npz, metrics.json and, with `video`, proj.mp4).
+    (target.png, proj.png, projected_w.npz, noise.npz, metrics.json and, with `video`, proj.mp4). `info` entries
+    (e.g. the aligner) are added to every metrics.json. A projector that tunes the generator (pivotal tuning)
+    renders each batch with its tuned generator, which `on_tuned(G_tuned, batch out_dirs)` receives.
 
     Returns ws [N, num_ws, w_dim] float32, projections uint8 [N, C, H, W] and per-image metrics.
     """
@@ -64,14 +68,17 @@ def project_targets(G: torch.nn.Module, projector: Projector, targets: np.ndarra
             log.info(f"batch {batch_idx + 1}/{num_batches}: {', '.join(Path(d).name for d in out_dirs[batch])}")
         target = torch.from_numpy(targets[batch])
         result = projector.project(target, record_steps=video, progress=progress)
-        proj = render(G, result.ws)
-        batch_metrics = image_metrics(projector.distance, target, proj)
+        G_result = G if result.G is None else result.G
+        if result.G is not None and on_tuned is not None:
+            on_tuned(result.G, out_dirs[batch])
+        proj = render(G_result, result.ws)
+        batch_metrics = [dict(m, **(info or {})) for m in image_metrics(projector.distance, target, proj)]
         for i, out_dir in enumerate(out_dirs[batch]):
             w = result.ws[i:i + 1].cpu().numpy()
             noise = {name: maps[i].cpu().numpy() for name, maps in result.noise.items()}
             save_projection(out_dir, targets[start + i], proj[i].numpy(), w, noise, batch_metrics[i])
             if video:
-                frames = (render(G, w_step[i:i + 1])[0] for w_step in result.w_steps)
+                frames = (render(G_result, w_step[i:i + 1])[0] for w_step in result.w_steps)
                 save_video(Path(out_dir) / "proj.mp4", targets[start + i], frames)
         ws.append(result.ws.cpu().numpy())
         projs.append(proj.numpy())
@@ -79,11 +86,23 @@ def project_targets(G: torch.nn.Module, projector: Projector, targets: np.ndarra
     return np.concatenate(ws), np.concatenate(projs), metrics
 
 
+def prepare_targets(paths: Sequence[Path], out_dirs: Sequence[Path], G: torch.nn.Module, aligner: str | None
+                    ) -> np.ndarray:
+    """Target files -> uint8 [N, C, H, W] at G's resolution; with aligner 'ffhq', each photo is aligned first and
+    the aligned face saved beside its projection (`<out_dir>/aligned.png`)."""
+    if aligner is not None:
+        assert aligner == "ffhq", aligner
+        paths = align_targets(paths, out_dirs, G.img_resolution)
+    return load_targets(paths, G)
+
+
 def project_image_file(G: torch.nn.Module, projector: Projector, path: str | os.PathLike,
-                       out_dir: str | os.PathLike) -> np.ndarray:
-    """Projects one image file, writes its results to `out_dir` and returns its w [1, num_ws, w_dim] float32."""
+                       out_dir: str | os.PathLike, aligner: str | None = None) -> np.ndarray:
+    """Projects one image file (aligned first with aligner 'ffhq'), writes its results to `out_dir` and returns its
+    w [1, num_ws, w_dim] float32."""
     if Path(path).is_dir():
         raise TargetError(f"{path} is a folder; give one image file here")
-    targets = load_targets(list_targets(path), G)
-    ws, _, _ = project_targets(G, projector, targets, [Path(out_dir)], batch_size=1)
+    targets = prepare_targets(list_targets(path), [Path(out_dir)], G, aligner)
+    ws, _, _ = project_targets(G, projector, targets, [Path(out_dir)], batch_size=1,
+                               info=dict(aligner=aligner or "none"))
     return ws

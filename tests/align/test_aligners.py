@@ -10,7 +10,7 @@ from stylefuse.align.aligners import resolve_aligner
 from stylefuse.errors import ConfigError
 
 
-@pytest.mark.parametrize("network", ["ffhq", "ffhq256", "celebahq256", "/nets/FFHQ-res512.pkl",
+@pytest.mark.parametrize("network", ["ffhq", "ffhq256", "celebahq256", "metfaces", "/nets/FFHQ-res512.pkl",
                                      "https://example.org/pretrained/ffhq.pkl?download=1"])
 def test_auto_aligns_for_ffhq_networks_and_says_so(network, caplog):
     with caplog.at_level(logging.INFO, logger="stylefuse.align.aligners"):
@@ -18,7 +18,7 @@ def test_auto_aligns_for_ffhq_networks_and_says_so(network, caplog):
     assert f"align=auto: photos are aligned as FFHQ for network {network} (align=none" in caplog.text
 
 
-@pytest.mark.parametrize("network", ["metfaces", "afhqcat", "lsundog256", "/ffhq/net.pkl", "outputs/snapshot.pt"])
+@pytest.mark.parametrize("network", ["afhqcat", "lsundog256", "/ffhq/net.pkl", "outputs/snapshot.pt"])
 def test_auto_leaves_other_networks_alone(network, caplog):
     with caplog.at_level(logging.INFO, logger="stylefuse.align.aligners"):
         assert resolve_aligner("auto", network) is None

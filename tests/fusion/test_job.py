@@ -16,6 +16,7 @@ from stylefuse.fusion import fuse_ws
 from stylefuse.fusion.figure import enlarge
 from stylefuse.fusion.job import run as run_fusion
 from stylefuse.latents import save_w
+from stylefuse.networks import load_generator
 from stylefuse.utils.images import load_image, save_image
 from tests.helpers import REPO, compose_cfg, official_image
 
@@ -92,6 +93,30 @@ def test_fuse_job_projects_image_inputs(tmp_path, network, image):
         assert proj["w"].shape == (1, NUM_WS, W_DIM)
         np.testing.assert_array_equal(used["w"], proj["w"])
     assert (out / image / "target.png").is_file() and (out / "figure.png").is_file()
+
+
+def test_fuse_job_with_pti_tunes_one_generator_on_both_images(tmp_path, network):
+    path, G = network
+    save_image(official_image(G, seed_w(G, 3)), tmp_path / "a.png")
+    save_image(official_image(G, seed_w(G, 5)), tmp_path / "b.png")
+    out = tmp_path / "out"
+    cfg = compose_cfg("fuse", fuse_overrides(
+        path, out, f"image1={tmp_path / 'a.png'}", f"image2={tmp_path / 'b.png'}", "ranges=[[0,7],[0,3]]",
+        "projector=pti", "projector.num_steps=2", "projector.w_avg_samples=50", "projector.tune_steps=3",
+        "projector.tune_learning_rate=1e-3", "projector.lpips_model.pnet_rand=true"))
+    run_fusion(cfg)
+    tuned = load_generator(out / "network.pt")  # one network for both images, which every tool loads
+    assert not torch.equal(tuned.synthesis.b32.torgb.weight, G.synthesis.b32.torgb.weight)
+    for name in ("image1", "image2"):
+        with np.load(out / name / "projected_w.npz") as proj, np.load(out / f"{name}.npz") as used:
+            np.testing.assert_array_equal(used["w"], proj["w"])
+        assert not (out / name / "network.pt").exists()
+        with np.load(out / f"{name}.npz") as used:  # rendered by the tuned network
+            np.testing.assert_array_equal(load_image(out / f"{name}.png"),
+                                          official_image(tuned, torch.from_numpy(used["w"])))
+    # The full range takes all of image 2's layers: image 2 itself, in the same tuned network.
+    np.testing.assert_array_equal(load_image(out / "fused_00-07.png"), load_image(out / "image2.png"))
+    assert not np.array_equal(load_image(out / "fused_00-03.png"), load_image(out / "image1.png"))
 
 
 def test_bad_sweep_is_refused_before_any_input_is_read(tmp_path, network):
