@@ -210,10 +210,11 @@ def leaves(node: DictConfig, prefix: str = "") -> dict[str, bool]:
 
 
 # Configs between them holding every knob of a job (group options have knobs of their own).
+PROJECTORS = ("w_fast", "wplus_reg", "pti")  # with the W knobs, every projector knob is in one of these
 VARIANTS = {**{job: [overrides] for job, overrides in GOOD.items()},
             "train": [[], ["dataset=lsun_cat", "augment=fixed"], ["dataset=ffhq256", "augment=noaug"]],
-            "project": [GOOD["project"], [*GOOD["project"], "projector=w_fast"]],
-            "fuse": [GOOD["fuse"], [*GOOD["fuse"], "projector=w_fast"]],
+            "project": [GOOD["project"], *([*GOOD["project"], f"projector={name}"] for name in PROJECTORS)],
+            "fuse": [GOOD["fuse"], *([*GOOD["fuse"], f"projector={name}"] for name in PROJECTORS)],
             "metrics": [[NET], [NET, "dataset=lsun_cat"], [NET, "dataset=toy"], [NET, "dataset=ffhq256"]]}
 
 
