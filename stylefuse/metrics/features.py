@@ -7,6 +7,8 @@
 - `vgg16`: stand-in for NVIDIA's `vgg16.pt` in precision/recall: torchvision's ImageNet VGG16 (via torch-fidelity),
   4096-d fc7 features after ReLU. NVIDIA's file holds different VGG16 weights, so precision/recall values are close
   to, not equal to, the official ones.
+- `toy_probe`, `toy_attributes`: the toy probe shipped with the package (`stylefuse.probe`, no download): 128-d
+  penultimate features (`fid_toy`) and the flattened attribute predictions (`coverage_toy`) of toy faces.
 - `lpips_vgg`: LPIPS-VGG for PPL (`stylefuse.projection.LpipsDistance`, the projector's distance): the squared
   distance of two images' LPIPS feature vectors, as the official PPL computes it with NVIDIA's `vgg16.pt`.
 
@@ -22,6 +24,7 @@ from collections.abc import Callable, Mapping
 import torch
 
 from stylefuse.errors import NetworkFileError
+from stylefuse.probe import ProbeDetector
 
 
 class InceptionV3(torch.nn.Module):
@@ -78,6 +81,8 @@ DETECTOR_FACTORIES: dict[str, Callable[[], torch.nn.Module]] = {
     "inception_probs": functools.partial(InceptionV3, "probs"),
     "vgg16": VGG16Features,
     "lpips_vgg": lpips_distance,
+    "toy_probe": functools.partial(ProbeDetector, "features"),
+    "toy_attributes": functools.partial(ProbeDetector, "attributes"),
 }
 
 

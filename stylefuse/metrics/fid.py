@@ -16,7 +16,9 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     return float(np.real(m + np.trace(sigma1 + sigma2 - s * 2)))
 
 
-def compute_fid(opts: MetricOptions, max_real: int | None, num_gen: int) -> float:
-    mu_real, sigma_real = dataset_features(opts, "inception", max_real, capture_mean_cov=True).get_mean_cov()
-    mu_gen, sigma_gen = generator_features(opts, "inception", num_gen, capture_mean_cov=True).get_mean_cov()
+def compute_fid(opts: MetricOptions, max_real: int | None, num_gen: int, detector: str = "inception") -> float:
+    """FID of the generated images against the real ones in the features of `detector` (Inception, or the toy probe
+    for `fid_toy`)."""
+    mu_real, sigma_real = dataset_features(opts, detector, max_real, capture_mean_cov=True).get_mean_cov()
+    mu_gen, sigma_gen = generator_features(opts, detector, num_gen, capture_mean_cov=True).get_mean_cov()
     return frechet_distance(mu_gen, sigma_gen, mu_real, sigma_real)

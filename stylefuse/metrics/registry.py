@@ -23,6 +23,7 @@ from stylefuse.metrics.kid import compute_kid
 from stylefuse.metrics.options import MetricOptions
 from stylefuse.metrics.ppl import compute_ppl
 from stylefuse.metrics.precision_recall import compute_pr
+from stylefuse.metrics.toy import compute_coverage_toy, compute_fid_toy
 
 MetricFn = Callable[[MetricOptions], dict[str, float]]
 _METRICS: dict[str, MetricFn] = {}
@@ -180,3 +181,20 @@ def ppl_zend(opts: MetricOptions) -> dict[str, float]:
 @register_metric
 def ppl_wend(opts: MetricOptions) -> dict[str, float]:
     return dict(ppl_wend=_ppl(opts, "w", "end"))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Toy-face metrics in the space of the shipped toy probe (offline): 5000 generated images against the full dataset.
+
+@register_metric
+def fid_toy(opts: MetricOptions) -> dict[str, float]:
+    opts = opts.with_dataset(max_size=None, xflip=False)
+    return dict(fid_toy=compute_fid_toy(opts, max_real=opts.real_count(None), num_gen=opts.gen_count(5000)))
+
+
+@register_metric
+def coverage_toy(opts: MetricOptions) -> dict[str, float]:
+    opts = opts.with_dataset(max_size=None, xflip=False)
+    coverage = compute_coverage_toy(opts, max_real=opts.real_count(None), num_gen=opts.gen_count(5000))
+    mean = sum(value for key, value in coverage.items() if key not in ("coarse", "fine")) / (len(coverage) - 2)
+    return dict(coverage_toy=mean, **{f"coverage_toy_{key}": value for key, value in coverage.items()})

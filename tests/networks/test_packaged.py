@@ -1,5 +1,5 @@
 """The toy network shipped with the package: `network=toy` resolves to it for every tool, with no download, and it
-is a trained generator (faces varied like the data)."""
+is a trained generator (faces varied like the data, which the toy probe recognises)."""
 
 from __future__ import annotations
 
@@ -56,6 +56,22 @@ def test_the_toy_network_draws_varied_toy_faces_like_the_data():
     untrained = type(G)(**G.init_kwargs).eval()
     noise = (untrained(z, None, noise_mode="const") * 127.5 + 128).clamp(0, 255).double()
     assert float((noise.mean(0) - reals.mean(0)).abs().mean()) > 3 * mean_gap
+
+
+@torch.no_grad()
+def test_the_toy_network_generates_faces_the_probe_recognises():
+    from stylefuse.probe import load_probe
+
+    G = load_generator("toy")
+    z = torch.from_numpy(np.random.RandomState(0).randn(64, G.z_dim)).float()
+    images = (G(z, None, noise_mode="const") * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+    predicted = load_probe().predict(images)
+    # Varied like the data: every head shape and texture appears, head sizes spread over most of their range.
+    assert set(predicted["shape"].argmax(1).tolist()) == {0, 1, 2, 3}
+    assert set(predicted["texture"].argmax(1).tolist()) == {0, 1, 2}
+    assert float(predicted["size"].max() - predicted["size"].min()) > 0.6 * (0.82 - 0.62)
+    # And confidently read: a face, not noise, in most images.
+    assert float(predicted["shape"].max(1).values.median()) > 0.8
 
 
 @pytest.mark.slow
