@@ -327,6 +327,11 @@ def seeds_or_projected_w(cfg: DictConfig) -> None:
         parse_seeds(cfg.seeds)  # seeds=null: "seeds is not set: ..."
 
 
+def eval_presets_exist(cfg: DictConfig) -> None:
+    for name in [*cfg.presets, *([cfg.strength_preset] if cfg.strength_preset is not None else [])]:
+        preset_ranges(name, cfg.fusion)
+
+
 def ranges_preset_exists(cfg: DictConfig) -> None:
     if isinstance(cfg.ranges, str):
         preset_ranges(cfg.ranges, cfg.fusion)
@@ -361,6 +366,21 @@ JOBS = {
         "network": NETWORK, "format": one_of(list(EXPORT_FORMATS)), "part": one_of(EXPORT_PARTS),
         "truncation_psi": TRUNCATION, "truncation_cutoff": optional(whole("a number of layers", lambda v: v >= 0)),
         "out": optional(PATH), "check_batch": whole("a number of images (0 = no check)", lambda v: v >= 0)}),
+    "probe": JobChecks({
+        "out": PATH, "resolution": RESOLUTION, "num_train": COUNT, "num_test": COUNT, "epochs": COUNT,
+        "batch_size": COUNT, "lr": POSITIVE, "noise_std": NON_NEGATIVE, "train_seed": SEED, "test_seed": SEED,
+        "seed": SEED}),
+    "eval_fusion": JobChecks({
+        "network": NETWORK, "device": DEVICE, "noise_mode": one_of(NOISE_MODES),
+        "presets": Kind("a list of range preset names such as [paper, styles]",
+                        lambda v: is_list(v) and all(isinstance(name, str) for name in v)),
+        "window": optional(COUNT), "strength_preset": optional(TEXT),
+        "strengths": Kind("a list of strengths in [0, 1]", lambda v: is_list(v) and len(v) > 0 and all(
+            FRACTION.accepts(x) for x in v)),
+        "min_gap": FRACTION, "num_real": ZERO_OR_MORE, "batch_size": COUNT, "example_rows": ZERO_OR_MORE,
+        "inputs.kind": one_of(("seeds", "projected")), "inputs.num_pairs": COUNT, "inputs.first_seed": SEED,
+        "inputs.trunc": TRUNCATION, "inputs.toy_seed": SEED, "inputs.batch_size": COUNT, **PROJECTOR},
+        (eval_presets_exist,)),
 }
 
 

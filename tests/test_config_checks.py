@@ -65,7 +65,8 @@ BAD = [
     ("train", ["metrics=fid50k_full"], "metrics must be a list of metric names such as [fid50k_full], got "
                                        "'fid50k_full'"),
     ("train", ["metrics=[fid]"], "unknown metric fid; choose from fid50k_full, kid50k_full, pr50k3_full, ppl2_wend, "
-                                 "is50k, fid50k, kid50k, pr50k3, ppl_zfull, ppl_wfull, ppl_zend, ppl_wend"),
+                                 "is50k, fid50k, kid50k, pr50k3, ppl_zfull, ppl_wfull, ppl_zend, ppl_wend, fid_toy, "
+                                 "coverage_toy"),
     ("train", ["model.fp16_dtype=float8"], "model.fp16_dtype must be one of float16, bfloat16, got 'float8'"),
     ("train", ["model.compile=yes"], "model.compile must be auto, true or false, got 'yes'"),
     ("train", ["num_threads=0"], "num_threads must be null or a positive whole number, got 0"),
@@ -116,9 +117,16 @@ BAD = [
                     "URL or a pretrained name such as ffhq: add network=... to the command line"),
     ("metrics", [NET, "metrics=[fidd]"], "unknown metric fidd; choose from fid50k_full, kid50k_full, pr50k3_full, "
                                          "ppl2_wend, is50k, fid50k, kid50k, pr50k3, ppl_zfull, ppl_wfull, ppl_zend, "
-                                         "ppl_wend"),
+                                         "ppl_wend, fid_toy, coverage_toy"),
     ("metrics", [NET, "num_gen=0"], "num_gen must be null or a positive whole number, got 0"),
     ("metrics", [NET, "batch_size=abc"], "batch_size must be a positive whole number, got 'abc'"),
+    ("probe", ["epochs=0", "out=p.pt"], "epochs must be a positive whole number, got 0"),
+    ("probe", ["resolution=30", "out=p.pt"], "resolution must be null or a power-of-two size >= 4 such as 256, "
+                                             "got 30"),
+    ("eval_fusion", ["strengths=[0,2]"], "strengths must be a list of strengths in [0, 1], got [0, 2]"),
+    ("eval_fusion", ["inputs.num_pairs=0"], "inputs.num_pairs must be a positive whole number, got 0"),
+    ("eval_fusion", ["presets=[paperr]"], "unknown ranges preset 'paperr': use one of ['paper', 'styles'] or explicit "
+                                         "pairs such as ranges=[[0,6],[4,10]]"),
 ]
 
 
@@ -162,6 +170,8 @@ GOOD = {
     "style_mixing": [NET, "rows=[85,100]", "cols='1,2'"],
     "metrics": [NET],  # dataset.path left unset: the network file's training data
     "export": [NET, "format=torchscript", "part=synthesis", "truncation_cutoff=8", "out=g.pt"],
+    "probe": ["num_train=100", "epochs=1", "out=p.pt"],
+    "eval_fusion": ["window=null", "strength_preset=null"],
 }
 
 
@@ -215,6 +225,8 @@ VARIANTS = {**{job: [overrides] for job, overrides in GOOD.items()},
             "train": [[], ["dataset=lsun_cat", "augment=fixed"], ["dataset=ffhq256", "augment=noaug"]],
             "project": [GOOD["project"], *([*GOOD["project"], f"projector={name}"] for name in PROJECTORS)],
             "fuse": [GOOD["fuse"], *([*GOOD["fuse"], f"projector={name}"] for name in PROJECTORS)],
+            "eval_fusion": [GOOD["eval_fusion"], ["inputs=projected"],
+                            *(["inputs=projected", f"projector={name}"] for name in PROJECTORS)],
             "metrics": [[NET], [NET, "dataset=lsun_cat"], [NET, "dataset=toy"], [NET, "dataset=ffhq256"]]}
 
 
