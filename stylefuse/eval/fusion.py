@@ -16,8 +16,8 @@ near (1, 0) and fine ones near (0, 1).
 
 Inputs (`conf/inputs/`): `seeds` maps pairs of seeds (first_seed + 2i, first_seed + 2i + 1, as `fuse.py
 image1=seed:N` does); `projected` renders held-out toy faces and projects them with the `projector` config first
-(the reconstructions are the anchors v1, v2; their quality is reported beside the transfer). A projector that tunes
-the generator itself (pivotal tuning) exposes the tuned network as `projector.tuned_G`: fusion then happens in it.
+(the reconstructions are the anchors v1, v2; their quality is reported beside the transfer). With a projector that
+tunes the generator (pivotal tuning), all faces are tuned together in one batch and fusion happens in that network.
 """
 
 from __future__ import annotations
@@ -101,13 +101,18 @@ def projected_inputs(G: Generator, probe: ToyProbe, projector: Projector, num_pa
     """Toy faces 0..2N-1 of `toy_seed` (pair i = faces 2i, 2i + 1), projected by `projector`; the per-image results
     go to out_dir/projections/face<NNNN>. Reconstruction quality: mean PSNR and LPIPS, and the probe's mean
     attribute difference between target and reconstruction (per group, in units of the range)."""
-    from stylefuse.projection import project_targets  # LPIPS only when projecting
+    from stylefuse.projection import PivotalTuningProjector, project_targets  # LPIPS only when projecting
 
     device = next(G.parameters()).device
     targets = np.stack([render(*sample_codes(toy_seed, idx), G.img_resolution) for idx in range(2 * num_pairs)])
     folders = [out_dir / "projections" / f"face{idx:04d}" for idx in range(len(targets))]
-    ws, projs, metrics = project_targets(G, projector, targets, folders, batch_size)
-    fused_G = getattr(projector, "tuned_G", G)
+    if isinstance(projector, PivotalTuningProjector) and batch_size < len(targets):  # a pair must share a network
+        raise ConfigError(f"pivotal tuning tunes one network per batch: set inputs.batch_size={len(targets)} so that "
+                          f"every pair shares one tuned network")
+    tuned: list[Generator] = []
+    ws, projs, metrics = project_targets(G, projector, targets, folders, batch_size,
+                                         on_tuned=lambda G_tuned, _dirs: tuned.append(G_tuned))
+    fused_G = tuned[0] if tuned else G
     ws = torch.from_numpy(ws).to(device)
     with torch.no_grad():
         differences = attribute_differences(probe.predict(torch.from_numpy(targets).to(device)),

@@ -10,6 +10,7 @@ import torch
 from omegaconf import OmegaConf
 
 from stylefuse.data.toy import ATTRIBUTES
+from stylefuse.errors import ConfigError
 from stylefuse.eval.fusion import Condition, build_conditions, summarize_transfer, transfer_fractions
 from tests.helpers import compose_cfg
 
@@ -145,3 +146,27 @@ def test_projected_inputs_report_reconstruction_beside_the_transfer(tmp_path):
     assert [row["condition"] for row in data["rows"]] == ["none", "styles 0-1", "styles 2-3", "styles 4-7", "full"]
     assert all(row["fid_toy"] is None for row in data["rows"])
     assert len(list((tmp_path / "projections").iterdir())) == 4  # each face's projection, as project.py writes it
+
+
+def test_pivotal_tuning_fuses_in_the_one_network_tuned_on_all_faces(tmp_path):
+    import json
+
+    from stylefuse.eval.fusion import run
+
+    common = ["network=toy", "inputs=projected", "inputs.num_pairs=2", "projector.num_steps=3",
+              "projector.w_avg_samples=100", "projector.lpips_model.pnet_rand=true", "num_real=0",
+              "presets=[styles]", "window=null", "strength_preset=null", "example_rows=1", "device=cpu"]
+    results = {}
+    for name in ("w", "pti"):
+        out = tmp_path / name
+        tuning = ["projector.tune_steps=5"] if name == "pti" else []
+        run(compose_cfg("eval_fusion", [*common, f"projector={name}", *tuning, "inputs.batch_size=4",
+                                        f"paths.output_dir={out}"]))
+        results[name] = json.loads((out / "fusion.json").read_text())
+    # Same pivots (the W projection), but the tuned network reconstructs them better and fuses them differently.
+    assert results["pti"]["reconstruction"]["psnr"] > results["w"]["reconstruction"]["psnr"]
+    transfer = {name: [(row["coarse"], row["fine"]) for row in data["rows"][1:-1]] for name, data in results.items()}
+    assert transfer["pti"] != transfer["w"]
+    with pytest.raises(ConfigError, match="set inputs.batch_size=4 so that every pair shares one tuned network"):
+        run(compose_cfg("eval_fusion", [*common, "projector=pti", "inputs.batch_size=2",
+                                        f"paths.output_dir={tmp_path / 'split'}"]))
