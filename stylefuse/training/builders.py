@@ -18,7 +18,7 @@ from stylefuse.augment.ada import MODES as AUGMENT_MODES
 from stylefuse.data.datamodule import ImageDataModule
 from stylefuse.data.datasets import Dataset
 from stylefuse.errors import ConfigError
-from stylefuse.training.compile import SETTINGS as COMPILE_SETTINGS
+from stylefuse.training.compile import check_compile_setting
 from stylefuse.training.module import StyleGAN2Module
 
 log = logging.getLogger(__name__)
@@ -79,8 +79,7 @@ def resolve_model_spec(model: DictConfig | dict, resolution: int, gpus: int) -> 
         spec["batch_gpu"] = max(spec["batch_size"] // max(spec["ref_gpus"], gpus), 1)
     if spec.pop("fp32"):
         spec["num_fp16_res"], spec["conv_clamp"] = 0, None
-    if spec.get("compile") not in COMPILE_SETTINGS:
-        raise ConfigError(f"model.compile must be auto, true or false, got {spec.get('compile')!r}")
+    check_compile_setting(spec.get("compile"))
     if spec.get("fp16_dtype") not in ("float16", "bfloat16"):
         raise ConfigError(f"model.fp16_dtype must be float16 or bfloat16, got {spec.get('fp16_dtype')!r}")
     unknown = sorted(set(spec) - {f.name for f in fields(ModelSpec)})

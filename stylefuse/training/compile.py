@@ -46,6 +46,11 @@ def compile_unavailable(device: torch.device) -> str | None:
     return f"this project compiles for CPU and CUDA only, not {device.type}"
 
 
+def check_compile_setting(setting: str | bool) -> None:
+    if setting not in SETTINGS:
+        raise ConfigError(f"model.compile must be auto, true or false, got {setting!r}")
+
+
 def resolve_compile(setting: str | bool, device: torch.device) -> bool:
     """`model.compile`: true, false, or auto = on CUDA only.
 
@@ -54,8 +59,7 @@ def resolve_compile(setting: str | bool, device: torch.device) -> bool:
     compiled graphs become fused Triton kernels, the plain-PyTorch counterpart of NVIDIA's custom kernels, for
     minutes of compilation against hours of training.
     """
-    if setting not in SETTINGS:
-        raise ConfigError(f"model.compile must be auto, true or false, got {setting!r}")
+    check_compile_setting(setting)
     reason = compile_unavailable(device)
     if setting == "auto":
         if device.type == "cuda" and reason is not None:
